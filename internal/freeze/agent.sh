@@ -1,0 +1,205 @@
+# orchestrate freeze agent, protocol 1.
+#
+# Sent as one argument of `sh -c` over SSH; nothing is installed on the host.
+# Arguments: RUN_ID TIMEOUT_SECONDS ALLOW_ROOT MOUNT...
+#
+# It reads commands on stdin (FREEZE, THAW) and answers on stdout, one line
+# each. Mount points are referred to by index, never echoed, so a hostile
+# path cannot forge a protocol line.
+#
+# Safety contract:
+#   - every path is checked to be a mount point, canonical, not "/" unless
+#     ALLOW_ROOT is 1; nothing is frozen unless every check passes;
+#   - it freezes in argument order and thaws in reverse;
+#   - it thaws on THAW, on end of input, on HUP/INT/TERM, and at the
+#     deadline (TIMEOUT_SECONDS after FREEZE), whichever comes first;
+#   - a watchdog in its own session thaws at the deadline plus a grace
+#     period even if this shell is killed; a normal thaw stops it;
+#   - it only thaws what it froze: a filesystem that is already frozen
+#     (EBUSY) is reported and left alone;
+#   - it writes nothing to a filesystem it froze: its state lives in /run.
+
+run_id=$1 timeout=$2 allow_root=$3
+shift 3
+
+# A lost connection must not kill the agent mid-thaw: with SIGPIPE ignored,
+# a write to a closed stdout fails and the thaw goes on.
+trap '' PIPE
+
+say() { printf '%s\n' "$*"; }
+fail() { say "ERR $*"; exit 1; }
+now_us() {
+	t=$(date +%s%N 2>/dev/null)
+	case $t in
+	*[!0-9]* | '') t=$(cut -d' ' -f1 /proc/uptime | tr -d .)0000 ;;
+	*) t=${t%???} ;;
+	esac
+	printf '%s' "$t"
+}
+
+say "HELLO 1 $$ $(id -u)"
+[ "$(id -u)" = 0 ] || fail "notroot - the agent must run as root (use --sudo)"
+command -v fsfreeze >/dev/null 2>&1 || fail "nofsfreeze - fsfreeze (util-linux) is not installed"
+[ $# -gt 0 ] || fail "nomounts - no mount points given"
+
+# Validate every path before touching any of them.
+i=0
+devs=' '
+for p in "$@"; do
+	case $p in
+	/*) ;;
+	*) fail "badpath $i not an absolute path" ;;
+	esac
+	case $p in
+	*'
+'*) fail "badpath $i contains a newline" ;;
+	esac
+	real=$(cd -P -- "$p" 2>/dev/null && pwd -P) || fail "nodir $i not a directory"
+	[ "$real" = "$p" ] || fail "symlink $i resolves to another path"
+	mountpoint -q -- "$p" || fail "notmount $i not a mount point"
+	if [ "$p" = / ] && [ "$allow_root" != 1 ]; then
+		fail "root $i refusing to freeze / without --allow-root-freeze"
+	fi
+	dev=$(mountpoint -d -- "$p") || fail "notmount $i no device"
+	case $devs in
+	*" $dev "*) fail "samefs $i shares a filesystem with an earlier mount" ;;
+	esac
+	devs="$devs$dev "
+	i=$((i + 1))
+done
+say "CHECKED $i"
+
+# One run at a time per filesystem: a lock directory per device on tmpfs,
+# taken over only when the process that holds it is gone. Per filesystem
+# rather than per host, because the conflict is two runs freezing the same
+# superblock; it also lets test hosts share one kernel.
+state=/run/orchestrate
+mkdir -p "$state" 2>/dev/null && chmod 700 "$state" ||
+	fail "nostate - cannot create $state"
+me=$state/agent.$$
+rm -rf "$me"
+mkdir "$me" || fail "nostate - cannot create $me"
+printf '%s\n' "$run_id" >"$me/run-id"
+: >"$me/frozen"
+: >"$me/locks"
+release() {
+	while IFS= read -r l; do rm -rf "$l"; done <"$me/locks"
+	rm -rf "$me"
+}
+for dev in $devs; do
+	l=$state/fs.$(printf '%s' "$dev" | tr : _)
+	if ! mkdir "$l" 2>/dev/null; then
+		holder=$(cat "$l/pid" 2>/dev/null)
+		if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
+			release
+			fail "locked - another orchestrate run (pid $holder) holds $l"
+		fi
+		if ! { rm -rf "$l" && mkdir "$l"; } 2>/dev/null; then
+			release
+			fail "locked - could not take over the stale lock $l"
+		fi
+	fi
+	printf '%s\n' "$$" >"$l/pid"
+	printf '%s\n' "$l" >>"$me/locks"
+done
+
+sync
+say "READY"
+
+frozen=''
+count=0
+watchdog=''
+timer=''
+window_start=''
+
+thaw_all() {
+	trap '' HUP INT TERM USR1
+	[ -n "$timer" ] && kill "$timer" 2>/dev/null
+	n=$count
+	failed=0
+	while [ "$n" -gt 0 ]; do
+		n=$((n - 1))
+		eval "p=\${frozen_$n}"
+		eval "idx=\${frozen_idx_$n}"
+		if out=$(fsfreeze -u -- "$p" 2>&1); then
+			say "THAWED $idx $(now_us)"
+		else
+			failed=1
+			say "THAWFAIL $idx $(printf '%s' "$out" | tr '\n' ' ')"
+		fi
+	done
+	count=0
+	end=$(now_us)
+	if [ -n "$watchdog" ] && [ "$failed" = 0 ]; then
+		kill -- "-$watchdog" 2>/dev/null || kill "$watchdog" 2>/dev/null
+	fi
+	if [ -n "$window_start" ]; then
+		say "WINDOW $((end - window_start))"
+		window_start=''
+	fi
+	[ "$failed" = 0 ] && release
+	return "$failed"
+}
+
+finish() {
+	thaw_all
+	st=$?
+	say "DONE $1"
+	exit "$st"
+}
+
+trap 'finish signal' HUP INT TERM
+
+# Wait for FREEZE. End of input here means the operator gave up.
+IFS= read -r cmd || finish eof
+[ "$cmd" = FREEZE ] || finish "unexpected-$cmd"
+
+# The watchdog lives in its own session, outside this shell's process
+# group, so it survives the agent, sudo and the SSH session being killed.
+# It thaws only what the agent's frozen list names, and only if the agent
+# has not finished (a clean finish removes the agent's state directory).
+wd_script='
+sleep "$1"
+[ "$(cat "$2/run-id" 2>/dev/null)" = "$3" ] || exit 0
+while IFS= read -r p; do fsfreeze -u -- "$p"; done <"$2/frozen"
+while IFS= read -r l; do rm -rf "$l"; done <"$2/locks"
+rm -rf "$2"
+'
+if command -v setsid >/dev/null 2>&1; then
+	setsid /bin/sh -c "$wd_script" orchestrate-watchdog \
+		$((timeout + 2)) "$me" "$run_id" </dev/null >/dev/null 2>&1 &
+else
+	/bin/sh -c "$wd_script" orchestrate-watchdog \
+		$((timeout + 2)) "$me" "$run_id" </dev/null >/dev/null 2>&1 &
+fi
+watchdog=$!
+
+trap 'finish deadline' USR1
+(sleep "$timeout" && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
+timer=$!
+
+i=0
+window_start=$(now_us)
+for p in "$@"; do
+	if out=$(fsfreeze -f -- "$p" 2>&1); then
+		eval "frozen_$count=\$p"
+		eval "frozen_idx_$count=$i"
+		count=$((count + 1))
+		printf '%s\n' "$p" >>"$me/frozen"
+		say "FROZEN $i $(now_us)"
+	else
+		case $out in
+		*busy* | *Busy*) say "ERR busy $i already frozen by someone else" ;;
+		*) say "ERR freeze $i $(printf '%s' "$out" | tr '\n' ' ')" ;;
+		esac
+		finish freeze-failed
+	fi
+	i=$((i + 1))
+done
+say "FROZE $(now_us)"
+
+IFS= read -r cmd || finish eof
+case $cmd in
+THAW) finish thaw ;;
+*) finish "unexpected-$cmd" ;;
+esac

@@ -1,0 +1,135 @@
+// Package freeze runs the remote freeze agent and guarantees the thaw.
+//
+// The agent (agent.sh) is a short POSIX sh script sent as one argument over
+// an existing connection; nothing is installed on the host. It checks every
+// path, syncs, freezes on FREEZE and thaws in reverse on THAW, on end of
+// input, on a hangup or termination signal, and at its own deadline. A
+// watchdog in its own session thaws at the deadline plus a short grace even
+// if the agent is killed. So no path through this package, the network or
+// the operator's process leaves a filesystem frozen for longer than the
+// freeze timeout plus that grace.
+//
+// The package knows nothing of SSH or EC2: it needs only a Runner.
+package freeze
+
+import (
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed agent.sh
+var agentScript string
+
+// SudoMode says how the agent gets root on the host.
+type SudoMode int
+
+const (
+	// SudoAuto uses sudo unless the remote user is root.
+	SudoAuto SudoMode = iota
+	// SudoAlways always runs the agent through sudo -n.
+	SudoAlways
+	// SudoNever runs the agent as the remote user, which must be root.
+	SudoNever
+)
+
+// ParseSudoMode reads "auto", "always" or "never".
+func ParseSudoMode(s string) (SudoMode, error) {
+	switch s {
+	case "auto", "":
+		return SudoAuto, nil
+	case "always":
+		return SudoAlways, nil
+	case "never":
+		return SudoNever, nil
+	}
+	return 0, fmt.Errorf("freeze: unknown sudo mode %q (want auto, always or never)", s)
+}
+
+// String returns the flag spelling of m.
+func (m SudoMode) String() string {
+	switch m {
+	case SudoAlways:
+		return "always"
+	case SudoNever:
+		return "never"
+	}
+	return "auto"
+}
+
+// Quote returns s quoted for a POSIX shell so that the shell reads it back
+// as exactly one word equal to s, whatever bytes it holds. NUL cannot be
+// passed through a shell and must be rejected before this point.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Command returns the command line that starts the agent for opts when the
+// remote login user is user. Every value in it is quoted with Quote; the
+// remote login shell must be POSIX compatible (sh, bash, dash, zsh, ksh).
+func Command(opts Options, user string) string {
+	args := []string{
+		"/bin/sh", "-c", compactScript(), "orchestrate-agent",
+		opts.RunID,
+		strconv.Itoa(timeoutSeconds(opts.Timeout)),
+		boolArg(opts.AllowRoot),
+	}
+	args = append(args, opts.Mounts...)
+
+	if useSudo(opts.Sudo, user) {
+		args = append([]string{"sudo", "-n", "--"}, args...)
+	}
+
+	var b strings.Builder
+	b.WriteString("exec")
+	for _, a := range args {
+		b.WriteByte(' ')
+		b.WriteString(Quote(a))
+	}
+	return b.String()
+}
+
+func useSudo(m SudoMode, user string) bool {
+	switch m {
+	case SudoAlways:
+		return true
+	case SudoNever:
+		return false
+	}
+	return user != "root"
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// timeoutSeconds rounds d up to whole seconds, at least one: sleep(1) in
+// POSIX takes whole seconds.
+func timeoutSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// compactScript drops the comment lines and indentation of the agent so the
+// command line stays small; the script has no here-documents, so this
+// changes no meaning.
+func compactScript() string {
+	var b strings.Builder
+	for _, line := range strings.Split(agentScript, "\n") {
+		t := strings.TrimLeft(line, "\t ")
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		b.WriteString(t)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
