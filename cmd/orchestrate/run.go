@@ -1,0 +1,256 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/orchestrate-dev/orchestrate/internal/freeze"
+	"github.com/orchestrate-dev/orchestrate/internal/hosts"
+	"github.com/orchestrate-dev/orchestrate/internal/run"
+	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
+	"github.com/orchestrate-dev/orchestrate/internal/sshexec"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "freeze, snapshot and thaw every host in a hosts file",
+		UsageText: "orchestrate run --hosts FILE [options]",
+		Description: "For the whole fleet, first checks AWS credentials, describes every\n" +
+			"instance and dry-runs every CreateSnapshots. Then, per host in parallel:\n" +
+			"connect, start the freeze agent (sync), freeze, CreateSnapshots, thaw,\n" +
+			"and with --wait wait for the snapshots to complete.\n\n" +
+			"EXAMPLES:\n" +
+			"   orchestrate run --hosts hosts.txt\n" +
+			"   orchestrate run --hosts hosts.txt --region eu-west-1 --tag team=db --wait\n" +
+			"   orchestrate run --hosts hosts.txt --output json > report.json\n\n" +
+			exitCodesHelp,
+		Flags:  runFlags(),
+		Action: runAction,
+	}
+}
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "hosts", Aliases: []string{"H"}, Usage: "hosts `FILE` (required)", EnvVars: []string{"ORCHESTRATE_HOSTS"}},
+		&cli.StringSliceFlag{Name: "identity-file", Aliases: []string{"i"}, Usage: "SSH private key `FILE` (repeatable); default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa when no ssh-agent", EnvVars: []string{"ORCHESTRATE_IDENTITY_FILE"}},
+		&cli.StringFlag{Name: "known-hosts", Usage: "known_hosts `FILE` that host keys are checked against", Value: "~/.ssh/known_hosts", EnvVars: []string{"ORCHESTRATE_KNOWN_HOSTS"}},
+		&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "record the key of a host not in known_hosts (a changed key is always refused)", EnvVars: []string{"ORCHESTRATE_ACCEPT_NEW_HOST_KEYS"}},
+		&cli.StringFlag{Name: "user", Aliases: []string{"l"}, Usage: "SSH `USER` for hosts that name none (default: your local user)", EnvVars: []string{"ORCHESTRATE_USER"}},
+		&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Usage: "SSH `PORT` for hosts that name none", Value: 22, EnvVars: []string{"ORCHESTRATE_PORT"}},
+		&cli.DurationFlag{Name: "connect-timeout", Usage: "TCP connect, SSH handshake and login, per host", Value: 10 * time.Second, EnvVars: []string{"ORCHESTRATE_CONNECT_TIMEOUT"}},
+		&cli.DurationFlag{Name: "keepalive", Usage: "SSH keepalive interval; 3 missed replies close the connection", Value: 5 * time.Second, EnvVars: []string{"ORCHESTRATE_KEEPALIVE"}},
+		&cli.StringFlag{Name: "sudo", Usage: "run the agent through sudo -n: auto (unless the user is root), always, never", Value: "auto", EnvVars: []string{"ORCHESTRATE_SUDO"}},
+		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
+		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
+		&cli.IntFlag{Name: "parallel", Usage: "hosts processed at once", Value: 16, EnvVars: []string{"ORCHESTRATE_PARALLEL"}},
+		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
+		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` for hosts without region= (default: the SDK's, AWS_REGION)", EnvVars: []string{"ORCHESTRATE_REGION"}},
+		&cli.StringFlag{Name: "endpoint-url", Usage: "EC2 endpoint `URL`, e.g. an emulator (AWS_ENDPOINT_URL_EC2 also works)", EnvVars: []string{"ORCHESTRATE_ENDPOINT_URL"}},
+		&cli.StringSliceFlag{Name: "tag", Usage: "extra snapshot tag `KEY=VALUE` (repeatable)", EnvVars: []string{"ORCHESTRATE_TAG"}},
+		&cli.BoolFlag{Name: "wait", Usage: "after thawing, wait for the snapshots to complete", EnvVars: []string{"ORCHESTRATE_WAIT"}},
+		&cli.DurationFlag{Name: "wait-timeout", Usage: "give up waiting for completion after this long", Value: time.Hour, EnvVars: []string{"ORCHESTRATE_WAIT_TIMEOUT"}},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "result format on stdout: table or json", Value: "table", EnvVars: []string{"ORCHESTRATE_OUTPUT"}},
+		&cli.StringFlag{Name: "log-level", Usage: "stderr log level: debug, info, warn, error", Value: "warn", EnvVars: []string{"ORCHESTRATE_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Usage: "stderr log format: text or json", Value: "text", EnvVars: []string{"ORCHESTRATE_LOG_FORMAT"}},
+	}
+}
+
+func runAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError("run takes no arguments, got %q (did you mean --hosts %s?)",
+			c.Args().First(), c.Args().First())
+	}
+	logger, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := runConfig(c, logger)
+	if err != nil {
+		return err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logger
+	}
+	ec2, err := snapshot.New(c.Context, snapshot.Config{
+		Profile:     c.String("profile"),
+		Region:      c.String("region"),
+		EndpointURL: c.String("endpoint-url"),
+		Logger:      logger,
+		AppVersion:  buildVersion(),
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	cfg.EC2 = ec2
+
+	stop := notifyInterrupt(c, logger)
+	defer stop()
+	rep, err := run.Run(c.Context, cfg)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if err := printReport(c.App.Writer, c.String("output"), rep); err != nil {
+		return &exitError{code: exitHostFailed, err: err}
+	}
+	hintAfterRun(c.App.ErrWriter, rep, c.String("hosts"))
+	if code := rep.ExitCode(); code != 0 {
+		return &exitError{code: code, err: errors.New("")}
+	}
+	return nil
+}
+
+// runConfig checks every flag and the hosts file; nothing is contacted.
+func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
+	var cfg run.Config
+	switch c.String("output") {
+	case "table", "json":
+	default:
+		return cfg, usageError("--output %q: want table or json", c.String("output"))
+	}
+	sudo, err := freeze.ParseSudoMode(c.String("sudo"))
+	if err != nil {
+		return cfg, usageError("--sudo: %v", err)
+	}
+	if d := c.Duration("freeze-timeout"); d < 3*time.Second || d > 10*time.Minute {
+		return cfg, usageError("--freeze-timeout %v: want between 3s and 10m", d)
+	}
+	if n := c.Int("parallel"); n < 1 || n > 1024 {
+		return cfg, usageError("--parallel %d: want 1 to 1024", n)
+	}
+	if p := c.Int("port"); p < 1 || p > 65535 {
+		return cfg, usageError("--port %d: want 1 to 65535", p)
+	}
+	if u := c.String("endpoint-url"); u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return cfg, usageError("--endpoint-url %q: want http(s)://HOST[:PORT]", u)
+		}
+	}
+	tags, err := parseTags(c.StringSlice("tag"))
+	if err != nil {
+		return cfg, err
+	}
+
+	file, err := loadHosts(c.String("hosts"))
+	if err != nil {
+		return cfg, err
+	}
+
+	cfg = run.Config{
+		RunID:           newRunID(),
+		Hosts:           file.Hosts,
+		SSH:             sshConfig(c, logger),
+		Port:            c.Int("port"),
+		Sudo:            sudo,
+		FreezeTimeout:   c.Duration("freeze-timeout"),
+		AllowRootFreeze: c.Bool("allow-root-freeze"),
+		Parallel:        c.Int("parallel"),
+		Tags:            tags,
+		Wait:            c.Bool("wait"),
+		WaitTimeout:     c.Duration("wait-timeout"),
+		Logger:          logger,
+	}
+	return cfg, nil
+}
+
+func loadHosts(path string) (*hosts.File, error) {
+	if path == "" {
+		return nil, usageError("--hosts FILE is required")
+	}
+	file, err := hosts.Load(path)
+	if err == nil {
+		err = file.Require(hosts.Requirements{InstanceID: true, Mounts: true, Volumes: true})
+	}
+	if err != nil {
+		return nil, usageError("bad hosts file, nothing was done:\n%v", err)
+	}
+	return file, nil
+}
+
+func parseTags(specs []string) (map[string]string, error) {
+	tags := map[string]string{}
+	for _, s := range specs {
+		k, v, err := snapshot.ParseTag(s)
+		if err != nil {
+			return nil, usageError("--tag %q: %v", s, err)
+		}
+		tags[k] = v
+	}
+	return tags, nil
+}
+
+func sshConfig(c *cli.Context, logger *slog.Logger) sshexec.Config {
+	ids := c.StringSlice("identity-file")
+	for i, f := range ids {
+		ids[i] = expandHome(f)
+	}
+	useAgent := os.Getenv("SSH_AUTH_SOCK") != ""
+	if len(ids) == 0 && !useAgent {
+		ids = sshexec.DefaultIdentityFiles()
+	}
+	return sshexec.Config{
+		User:              c.String("user"),
+		IdentityFiles:     ids,
+		UseAgent:          useAgent,
+		KnownHostsFiles:   []string{expandHome(c.String("known-hosts"))},
+		AcceptNewHostKeys: c.Bool("accept-new-host-keys"),
+		ConnectTimeout:    c.Duration("connect-timeout"),
+		KeepaliveInterval: c.Duration("keepalive"),
+		Logger:            logger,
+	}
+}
+
+func expandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, p[1:])
+		}
+	}
+	return p
+}
+
+// newRunID is sortable by time and unique enough to find a run's snapshots
+// by tag: UTC time to the second plus 48 random bits.
+func newRunID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	}
+	return nil, usageError("--log-format %q: want text or json", c.String("log-format"))
+}
+
+// notifyInterrupt tells the operator, once, what an interrupt does now.
+func notifyInterrupt(c *cli.Context, logger *slog.Logger) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-c.Context.Done():
+			fmt.Fprintln(c.App.ErrWriter, "orchestrate: interrupted: thawing every frozen host before exit")
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
+}

@@ -1,0 +1,230 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/orchestrate-dev/orchestrate/internal/freeze"
+	"github.com/orchestrate-dev/orchestrate/internal/hosts"
+	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
+	"github.com/orchestrate-dev/orchestrate/internal/sshexec"
+)
+
+// snapshotMargin is how long before the agent's deadline the snapshot call
+// is given up, so that the THAW we send arrives before the agent would thaw
+// on its own: the one round trip it needs fits easily.
+const snapshotMargin = 2 * time.Second
+
+// hostRun is one host's pipeline and its report.
+type hostRun struct {
+	cfg    *Config
+	host   hosts.Host
+	target sshexec.Target
+	region string
+	log    *slog.Logger
+	rep    *HostReport
+
+	plan         *snapshot.Request
+	preflightErr error
+}
+
+func newHostRun(cfg *Config, h hosts.Host) *hostRun {
+	t := sshexec.Target{Name: h.Destination, Addr: h.Addr, Port: h.Port, User: h.User}
+	if t.Port == 0 {
+		t.Port = cfg.Port
+	}
+	return &hostRun{
+		cfg:    cfg,
+		host:   h,
+		target: t,
+		region: h.Region,
+		log:    cfg.Logger.With("host", h.Destination, "instance", h.InstanceID),
+		rep: &HostReport{
+			Destination: h.Destination,
+			Line:        h.Line,
+			Address:     address(t),
+			InstanceID:  h.InstanceID,
+			Region:      h.Region,
+			Mounts:      h.Mounts,
+			Volumes:     h.Volumes,
+			Snapshots:   []SnapshotReport{},
+			Steps:       []Step{},
+			Status:      StatusSucceeded,
+		},
+	}
+}
+
+// pipeline runs connect → prepare → freeze → snapshot → thaw → wait. Once
+// the agent has started, the thaw is reached on every path.
+func (hr *hostRun) pipeline(ctx context.Context) {
+	start := time.Now()
+	conn, err := hr.cfg.Dial(ctx, hr.target)
+	hr.rep.step(StepConnect, start, err)
+	if err != nil {
+		hr.rep.fail(StepConnect, err)
+		return
+	}
+	defer conn.Close()
+	hr.log.Info("connected", "elapsed", time.Since(start))
+
+	start = time.Now()
+	agent, err := freeze.Start(ctx, conn, conn.User(), freeze.Options{
+		RunID:     hr.cfg.RunID,
+		Mounts:    hr.host.Mounts,
+		Timeout:   hr.cfg.FreezeTimeout,
+		AllowRoot: hr.cfg.AllowRootFreeze,
+		Sudo:      hr.cfg.Sudo,
+		Logger:    hr.log,
+	})
+	hr.rep.step(StepPrepare, start, err)
+	if err != nil {
+		hr.rep.fail(StepPrepare, err)
+		return
+	}
+	defer agent.Close()
+	if ctx.Err() != nil {
+		hr.rep.fail(StepFreeze, fmt.Errorf("not frozen: %w", ctx.Err()))
+		hr.thaw(agent)
+		return
+	}
+
+	snaps := hr.freezeAndSnapshot(ctx, agent)
+	if hr.cfg.Wait && len(snaps) > 0 && hr.rep.Status == StatusSucceeded {
+		hr.wait(ctx, snaps)
+	}
+}
+
+// freezeAndSnapshot freezes, makes the one CreateSnapshots call, and thaws
+// whatever happened. It returns the snapshots created, if any.
+func (hr *hostRun) freezeAndSnapshot(ctx context.Context, agent *freeze.Agent) []snapshot.Snapshot {
+	start := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, hr.cfg.FreezeTimeout-snapshotMargin)
+	defer cancel()
+	err := agent.Freeze(fctx)
+	hr.rep.step(StepFreeze, start, err)
+	if err != nil {
+		hr.rep.fail(StepFreeze, err)
+		hr.thaw(agent)
+		return nil
+	}
+	hr.log.Info("frozen", "mounts", len(hr.host.Mounts), "elapsed", time.Since(start))
+
+	start = time.Now()
+	snaps, err := hr.cfg.EC2.Create(fctx, hr.plan)
+	hr.rep.step(StepSnapshot, start, err)
+	hr.recordSnapshots(snaps)
+	if err != nil {
+		hr.rep.fail(StepSnapshot, err)
+	}
+
+	res := hr.thaw(agent)
+	if len(snaps) > 0 {
+		hr.judgeConsistency(res, snaps)
+	}
+	return snaps
+}
+
+// thaw asks the agent to thaw and records the outcome; it never uses the
+// run's context, so a cancelled run still thaws.
+func (hr *hostRun) thaw(agent *freeze.Agent) *freeze.Result {
+	start := time.Now()
+	res, err := agent.Thaw(hr.cfg.ThawTimeout)
+	hr.rep.step(StepThaw, start, err)
+	if res != nil && res.Window > 0 {
+		w := ms(res.Window)
+		hr.rep.FreezeWindowMS = &w
+	}
+	if err != nil {
+		hr.rep.Status = StatusThawUnconfirmed
+		hr.rep.FailedStep = StepThaw
+		hr.rep.Error = fmt.Sprintf("%v: check the host now (its watchdog "+
+			"thaws at the freeze timeout plus 2s)", err)
+		hr.log.Error("thaw not confirmed", "err", err)
+		return res
+	}
+	hr.log.Info("thawed", "window", res.Window, "reason", res.Reason)
+	return res
+}
+
+// judgeConsistency decides whether the snapshots are application
+// consistent: only if the agent thawed because we asked, which we do only
+// after CreateSnapshots has returned. Otherwise the filesystems may have
+// thawed before EC2 fixed the point in time, and the snapshots are
+// re-tagged as crash consistent. A nil res (thaw not confirmed) proves
+// nothing either way, so it counts as crash consistent too.
+func (hr *hostRun) judgeConsistency(res *freeze.Result, snaps []snapshot.Snapshot) {
+	if res != nil && !res.Expired {
+		hr.rep.Consistency = snapshot.ConsistencyApplication
+		return
+	}
+	hr.rep.Consistency = snapshot.ConsistencyCrash
+	if res != nil {
+		hr.rep.fail(StepThaw, fmt.Errorf("the agent thawed on its own (%s) "+
+			"before it was told to: the snapshots are only crash-consistent",
+			res.Reason))
+	}
+
+	ids := snapshotIDs(snaps)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := hr.cfg.EC2.Tag(ctx, hr.region, ids, map[string]string{
+		snapshot.TagConsistency: snapshot.ConsistencyCrash,
+	})
+	if err != nil {
+		hr.log.Error("could not tag snapshots crash-consistent", "err", err,
+			"snapshots", ids)
+		hr.rep.Error += fmt.Sprintf("; tagging them %s=%s failed: %v",
+			snapshot.TagConsistency, snapshot.ConsistencyCrash, err)
+	}
+}
+
+// wait waits, after the thaw, for the snapshots to complete.
+func (hr *hostRun) wait(ctx context.Context, snaps []snapshot.Snapshot) {
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, hr.cfg.WaitTimeout)
+	defer cancel()
+	final, err := hr.cfg.EC2.Wait(wctx, hr.region, snapshotIDs(snaps),
+		hr.cfg.WaitOptions, func(s []snapshot.Snapshot) {
+			hr.log.Info("waiting", "snapshots", progressText(s))
+		})
+	hr.rep.step(StepWait, start, err)
+	if len(final) > 0 {
+		hr.recordSnapshots(final)
+	}
+	if err != nil {
+		hr.rep.fail(StepWait, err)
+	}
+}
+
+func (hr *hostRun) recordSnapshots(snaps []snapshot.Snapshot) {
+	if len(snaps) == 0 {
+		return
+	}
+	out := make([]SnapshotReport, 0, len(snaps))
+	for _, s := range snaps {
+		out = append(out, SnapshotReport{SnapshotID: s.ID, VolumeID: s.VolumeID,
+			State: s.State, Progress: s.Progress})
+	}
+	hr.rep.Snapshots = out
+}
+
+func snapshotIDs(snaps []snapshot.Snapshot) []string {
+	ids := make([]string, 0, len(snaps))
+	for _, s := range snaps {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+func progressText(snaps []snapshot.Snapshot) string {
+	var b []byte
+	for i, s := range snaps {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = fmt.Appendf(b, "%s=%s", s.ID, s.Progress)
+	}
+	return string(b)
+}
