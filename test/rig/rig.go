@@ -214,3 +214,8 @@ func (e *MissingToolsError) Error() string {
 		"`apt-get install openssh-server sudo xfsprogs e2fsprogs fdisk "+
 		"util-linux`", e.Tools)
 }
+
+// OnClose registers fn to run on Close, in reverse order of registration
+// with the rig's own steps, after every filesystem has been thawed and
+// every sshd stopped. Use it for processes and files the caller made.
+func (r *Rig) OnClose(what string, fn func() error) { r.push(what, fn) }
