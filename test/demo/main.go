@@ -71,8 +71,9 @@ func demo(orchBin, simBin string) (err error) {
 		}
 	}()
 
-	step("creating user 'orchdemo' (passwordless sudo) and its SSH key")
-	user, err := r.AddUser("orchdemo", rig.SudoNoPassword)
+	name := "orchdemo" + hex17()[:4]
+	step("creating user %s (passwordless sudo) and its SSH key", name)
+	user, err := r.AddUser(name, rig.SudoNoPassword)
 	if err != nil {
 		return err
 	}

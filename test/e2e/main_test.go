@@ -104,10 +104,10 @@ func setup() error {
 	if world.bin, err = buildOrchestrate(r.Dir); err != nil {
 		return err
 	}
-	if world.user, err = r.AddUser("orche2e", rig.SudoNoPassword); err != nil {
+	if world.user, err = r.AddUser("oe2e"+randHex(6), rig.SudoNoPassword); err != nil {
 		return err
 	}
-	if world.pwd, err = r.AddUser("orche2epw", rig.SudoPassword); err != nil {
+	if world.pwd, err = r.AddUser("oe2epw"+randHex(6), rig.SudoPassword); err != nil {
 		return err
 	}
 
