@@ -83,7 +83,14 @@ func (hr *hostRun) pipeline(ctx context.Context) {
 		hr.rep.fail(StepPrepare, err)
 		return
 	}
-	defer agent.Close()
+	defer func() {
+		// An agent whose thaw is unconfirmed may sit on a dead connection:
+		// close that first rather than wait on it.
+		if hr.rep.Status == StatusThawUnconfirmed {
+			conn.Close()
+		}
+		agent.Close()
+	}()
 	if ctx.Err() != nil {
 		hr.rep.fail(StepFreeze, fmt.Errorf("not frozen: %w", ctx.Err()))
 		hr.thaw(agent)
