@@ -58,9 +58,10 @@ type Agent struct {
 	stderr lockedBuffer
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	frozen bool
-	result *Result
+	mu         sync.Mutex
+	pid        int // the agent's process ID on the host, from HELLO
+	result     *Result
+	thawFailed error // a THAWFAIL or PROBEFAIL seen, at any time
 }
 
 // Start launches the agent through r, as user on the host, and waits until
@@ -120,9 +121,6 @@ func checkOptions(opts Options) error {
 // If any freeze fails, the agent thaws those it froze before answering and
 // Freeze returns an *AgentError naming the mount.
 func (a *Agent) Freeze(ctx context.Context) error {
-	a.mu.Lock()
-	a.frozen = true
-	a.mu.Unlock()
 	if err := a.send(ctx, "FREEZE\n"); err != nil {
 		return fmt.Errorf("freeze: send FREEZE: %w", err)
 	}
@@ -141,14 +139,19 @@ func (a *Agent) Thaw(timeout time.Duration) (*Result, error) {
 	a.send(ctx, "THAW\n")
 	a.stdin.Close()
 
-	err := a.expect(ctx, "DONE")
-	a.mu.Lock()
-	res := a.result
-	a.mu.Unlock()
-	if errors.Is(err, ErrThawUnconfirmed) {
-		return res, err
+	// If the agent already finished (it thawed on its own and said DONE),
+	// what it said then is the answer.
+	var err error
+	if !a.finished() {
+		err = a.expect(ctx, "DONE")
 	}
-	if err != nil {
+	a.mu.Lock()
+	res, failed := a.result, a.thawFailed
+	a.mu.Unlock()
+	switch {
+	case failed != nil:
+		return res, failed
+	case err != nil:
 		return res, fmt.Errorf("%w: %w", ErrThawUnconfirmed, err)
 	}
 	return res, nil
@@ -204,21 +207,45 @@ func (a *Agent) note(word, rest string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch word {
+	case "HELLO":
+		f := strings.Fields(rest)
+		if len(f) >= 2 {
+			a.pid, _ = strconv.Atoi(f[1])
+		}
 	case "ERR":
 		return a.refusal(rest)
 	case "WINDOW":
 		us, _ := strconv.ParseInt(rest, 10, 64)
 		a.ensureResult().Window = time.Duration(us) * time.Microsecond
-	case "THAWFAIL":
+	case "THAWFAIL", "PROBEFAIL":
 		idx, msg, _ := strings.Cut(rest, " ")
-		return fmt.Errorf("%w: fsfreeze -u %s: %s", ErrThawUnconfirmed,
-			a.mountName(idx), msg)
+		what := "fsfreeze -u"
+		if word == "PROBEFAIL" {
+			what = "write probe after thaw"
+		}
+		a.thawFailed = fmt.Errorf("%w: %s %s: %s", ErrThawUnconfirmed,
+			what, a.mountName(idx), msg)
+		return a.thawFailed
 	case "DONE":
 		r := a.ensureResult()
 		r.Reason = rest
 		r.Expired = rest != "thaw"
 	}
 	return nil
+}
+
+// PID returns the agent's process ID on the host, 0 if unknown.
+func (a *Agent) PID() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pid
+}
+
+// finished reports whether the agent has said DONE.
+func (a *Agent) finished() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.result != nil && a.result.Reason != ""
 }
 
 func (a *Agent) ensureResult() *Result {

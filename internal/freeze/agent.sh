@@ -8,15 +8,18 @@
 # path cannot forge a protocol line.
 #
 # Safety contract:
-#   - every path is checked to be a mount point, canonical, not "/" unless
-#     ALLOW_ROOT is 1; nothing is frozen unless every check passes;
+#   - every path is checked to be a canonical mount point, not "/" unless
+#     ALLOW_ROOT is 1, and not a second mount of one filesystem; nothing is
+#     frozen unless every check passes;
 #   - it freezes in argument order and thaws in reverse;
 #   - it thaws on THAW, on end of input, on HUP/INT/TERM, and at the
-#     deadline (TIMEOUT_SECONDS after FREEZE), whichever comes first;
+#     deadline (TIMEOUT_SECONDS after FREEZE), whichever comes first; it also
+#     gives up TIMEOUT_SECONDS after READY if FREEZE never comes;
 #   - a watchdog in its own session thaws at the deadline plus a grace
-#     period even if this shell is killed; a normal thaw stops it;
+#     period even if this shell is killed; a clean finish stops it;
 #   - it only thaws what it froze: a filesystem that is already frozen
 #     (EBUSY) is reported and left alone;
+#   - after thawing it proves each filesystem takes a write again;
 #   - it writes nothing to a filesystem it froze: its state lives in /run.
 
 run_id=$1 timeout=$2 allow_root=$3
@@ -55,7 +58,7 @@ for p in "$@"; do
 '*) fail "badpath $i contains a newline" ;;
 	esac
 	real=$(cd -P -- "$p" 2>/dev/null && pwd -P) || fail "nodir $i not a directory"
-	[ "$real" = "$p" ] || fail "symlink $i resolves to another path"
+	[ "$real" = "$p" ] || fail "symlink $i resolves to another path (a symlink?)"
 	mountpoint -q -- "$p" || fail "notmount $i not a mount point"
 	if [ "$p" = / ] && [ "$allow_root" != 1 ]; then
 		fail "root $i refusing to freeze / without --allow-root-freeze"
@@ -70,47 +73,86 @@ done
 say "CHECKED $i"
 
 # One run at a time per filesystem: a lock directory per device on tmpfs,
-# taken over only when the process that holds it is gone. Per filesystem
-# rather than per host, because the conflict is two runs freezing the same
-# superblock; it also lets test hosts share one kernel.
-state=/run/orchestrate
+# holding the pid of its agent. Per filesystem rather than per host, because
+# the conflict is two runs freezing one superblock (it also lets test hosts
+# share one kernel). Every change to locks happens under a short flock on
+# .mutex, so two agents can never both take over one stale lock.
+# ORCHESTRATE_TEST_STATE_DIR is for tests only: sudo resets the environment
+# and orchestrate sends none, so it cannot be set from the operator side.
+state=${ORCHESTRATE_TEST_STATE_DIR:-/run/orchestrate}
 mkdir -p "$state" 2>/dev/null && chmod 700 "$state" ||
 	fail "nostate - cannot create $state"
 me=$state/agent.$$
+mutex_on() {
+	exec 8>"$state/.mutex" && command -v flock >/dev/null 2>&1 && flock 8
+}
+mutex_off() { exec 8>&-; }
+
+# release drops this agent's locks and state, under the mutex.
+release() {
+	mutex_on
+	while IFS= read -r l; do
+		[ "$(cat "$l/pid" 2>/dev/null)" = "$$" ] && rm -rf "$l"
+	done <"$me/locks"
+	rm -rf "$me"
+	mutex_off
+}
+
+mutex_on
 rm -rf "$me"
 mkdir "$me" || fail "nostate - cannot create $me"
 printf '%s\n' "$run_id" >"$me/run-id"
 : >"$me/frozen"
 : >"$me/locks"
-release() {
-	while IFS= read -r l; do rm -rf "$l"; done <"$me/locks"
-	rm -rf "$me"
-}
 for dev in $devs; do
 	l=$state/fs.$(printf '%s' "$dev" | tr : _)
 	if ! mkdir "$l" 2>/dev/null; then
 		holder=$(cat "$l/pid" 2>/dev/null)
 		if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
+			mutex_off
 			release
 			fail "locked - another orchestrate run (pid $holder) holds $l"
 		fi
-		if ! { rm -rf "$l" && mkdir "$l"; } 2>/dev/null; then
+		if [ -s "$state/agent.$holder/frozen" ]; then
+			mutex_off
+			release
+			fail "stale - a run that died (pid $holder, run $(cat "$state/agent.$holder/run-id" 2>/dev/null)) left filesystems frozen: run orchestrate thaw"
+		fi
+		rm -rf "$l" && mkdir "$l" || {
+			mutex_off
 			release
 			fail "locked - could not take over the stale lock $l"
-		fi
+		}
 	fi
 	printf '%s\n' "$$" >"$l/pid"
 	printf '%s\n' "$l" >>"$me/locks"
 done
+mutex_off
 
 sync
 say "READY"
 
-frozen=''
 count=0
 watchdog=''
 timer=''
 window_start=''
+
+# probe proves a thawed filesystem takes writes: a file created and removed
+# in a background job, given 5 seconds. A job that ends at all, even with
+# an error (say a read-only mount), shows the filesystem is not frozen.
+probe() {
+	f=$1/.orchestrate-probe.$$
+	(: >"$f" && rm -f -- "$f") </dev/null >/dev/null 2>&1 &
+	pp=$!
+	if sleep 0.01 2>/dev/null; then tick=0.01 max=500; else tick=1 max=5; fi
+	k=0
+	while kill -0 "$pp" 2>/dev/null; do
+		k=$((k + 1))
+		[ "$k" -gt "$max" ] && return 1
+		sleep "$tick"
+	done
+	return 0
+}
 
 thaw_all() {
 	trap '' HUP INT TERM USR1
@@ -128,16 +170,30 @@ thaw_all() {
 			say "THAWFAIL $idx $(printf '%s' "$out" | tr '\n' ' ')"
 		fi
 	done
-	count=0
 	end=$(now_us)
-	if [ -n "$watchdog" ] && [ "$failed" = 0 ]; then
-		kill -- "-$watchdog" 2>/dev/null || kill "$watchdog" 2>/dev/null
-	fi
 	if [ -n "$window_start" ]; then
 		say "WINDOW $((end - window_start))"
 		window_start=''
 	fi
-	[ "$failed" = 0 ] && release
+	n=$count
+	while [ "$n" -gt 0 ]; do
+		n=$((n - 1))
+		eval "p=\${frozen_$n}"
+		eval "idx=\${frozen_idx_$n}"
+		if probe "$p"; then
+			say "PROBED $idx"
+		else
+			failed=1
+			say "PROBEFAIL $idx a write still blocks after the thaw"
+		fi
+	done
+	count=0
+	# Keep the watchdog and the record when anything failed: the watchdog
+	# retries at its deadline and `orchestrate thaw` can find the record.
+	if [ "$failed" = 0 ]; then
+		[ -n "$watchdog" ] && { kill -- "-$watchdog" 2>/dev/null || kill "$watchdog" 2>/dev/null; }
+		release
+	fi
 	return "$failed"
 }
 
@@ -149,9 +205,14 @@ finish() {
 }
 
 trap 'finish signal' HUP INT TERM
+trap 'finish deadline' USR1
 
-# Wait for FREEZE. End of input here means the operator gave up.
+# Wait for FREEZE, for at most the timeout. End of input here means the
+# operator gave up.
+(sleep "$timeout" && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
+timer=$!
 IFS= read -r cmd || finish eof
+kill "$timer" 2>/dev/null
 [ "$cmd" = FREEZE ] || finish "unexpected-$cmd"
 
 # The watchdog lives in its own session, outside this shell's process
@@ -162,19 +223,21 @@ wd_script='
 sleep "$1"
 [ "$(cat "$2/run-id" 2>/dev/null)" = "$3" ] || exit 0
 while IFS= read -r p; do fsfreeze -u -- "$p"; done <"$2/frozen"
-while IFS= read -r l; do rm -rf "$l"; done <"$2/locks"
+exec 8>"$4/.mutex" && command -v flock >/dev/null 2>&1 && flock 8
+while IFS= read -r l; do
+[ "$(cat "$l/pid" 2>/dev/null)" = "$5" ] && rm -rf "$l"
+done <"$2/locks"
 rm -rf "$2"
 '
 if command -v setsid >/dev/null 2>&1; then
 	setsid /bin/sh -c "$wd_script" orchestrate-watchdog \
-		$((timeout + 2)) "$me" "$run_id" </dev/null >/dev/null 2>&1 &
+		$((timeout + 2)) "$me" "$run_id" "$state" $$ </dev/null >/dev/null 2>&1 &
 else
 	/bin/sh -c "$wd_script" orchestrate-watchdog \
-		$((timeout + 2)) "$me" "$run_id" </dev/null >/dev/null 2>&1 &
+		$((timeout + 2)) "$me" "$run_id" "$state" $$ </dev/null >/dev/null 2>&1 &
 fi
 watchdog=$!
 
-trap 'finish deadline' USR1
 (sleep "$timeout" && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
 timer=$!
 

@@ -23,6 +23,9 @@ import (
 //go:embed agent.sh
 var agentScript string
 
+//go:embed recover.sh
+var recoverScript string
+
 // SudoMode says how the agent gets root on the host.
 type SudoMode int
 
@@ -70,21 +73,22 @@ func Quote(s string) string {
 // remote login user is user. Every value in it is quoted with Quote; the
 // remote login shell must be POSIX compatible (sh, bash, dash, zsh, ksh).
 func Command(opts Options, user string) string {
-	args := []string{
-		"/bin/sh", "-c", compactScript(), "orchestrate-agent",
-		opts.RunID,
-		strconv.Itoa(timeoutSeconds(opts.Timeout)),
-		boolArg(opts.AllowRoot),
-	}
-	args = append(args, opts.Mounts...)
+	args := []string{opts.RunID, strconv.Itoa(timeoutSeconds(opts.Timeout)),
+		boolArg(opts.AllowRoot)}
+	return shellCommand(agentScript, "orchestrate-agent",
+		append(args, opts.Mounts...), opts.Sudo, user)
+}
 
-	if useSudo(opts.Sudo, user) {
-		args = append([]string{"sudo", "-n", "--"}, args...)
+// shellCommand runs script with /bin/sh under name with args, through
+// sudo -n when sudo mode and user call for it.
+func shellCommand(script, name string, args []string, sudo SudoMode, user string) string {
+	argv := append([]string{"/bin/sh", "-c", compact(script), name}, args...)
+	if useSudo(sudo, user) {
+		argv = append([]string{"sudo", "-n", "--"}, argv...)
 	}
-
 	var b strings.Builder
 	b.WriteString("exec")
-	for _, a := range args {
+	for _, a := range argv {
 		b.WriteByte(' ')
 		b.WriteString(Quote(a))
 	}
@@ -118,12 +122,12 @@ func timeoutSeconds(d time.Duration) int {
 	return s
 }
 
-// compactScript drops the comment lines and indentation of the agent so the
-// command line stays small; the script has no here-documents, so this
+// compact drops the comment lines and indentation of a script so the
+// command line stays small; the scripts have no here-documents, so this
 // changes no meaning.
-func compactScript() string {
+func compact(script string) string {
 	var b strings.Builder
-	for _, line := range strings.Split(agentScript, "\n") {
+	for _, line := range strings.Split(script, "\n") {
 		t := strings.TrimLeft(line, "\t ")
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
