@@ -55,9 +55,9 @@ func hintAfterRun(w io.Writer, rep *run.Report, hostsPath string) {
 	}
 	switch rep.Status {
 	case run.StatusThawUnconfirmed:
-		fmt.Fprintf(w, "orchestrate: hint: check those hosts now; the agent's watchdog "+
-			"thaws at --freeze-timeout plus 2s, and `fsfreeze -u MOUNT` as root "+
-			"on the host thaws by hand (hosts file %s)\n", hostsPath)
+		fmt.Fprintf(w, "orchestrate: hint: run `orchestrate thaw --hosts %s` now "+
+			"(with the same SSH options); the agent's watchdog also thaws at "+
+			"--freeze-timeout plus 2s\n", hostsPath)
 	case run.StatusFailed:
 		fmt.Fprintln(w, "orchestrate: warning: some hosts failed; every filesystem that was frozen has been thawed")
 	case run.StatusInterrupted:

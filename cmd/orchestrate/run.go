@@ -41,8 +41,28 @@ func runCommand() *cli.Command {
 }
 
 func runFlags() []cli.Flag {
+	flags := []cli.Flag{hostsFlag()}
+	flags = append(flags, sshFlags()...)
+	flags = append(flags,
+		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
+		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
+		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
+		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` for hosts without region= (default: the SDK's, AWS_REGION)", EnvVars: []string{"ORCHESTRATE_REGION"}},
+		&cli.StringFlag{Name: "endpoint-url", Usage: "EC2 endpoint `URL`, e.g. an emulator (AWS_ENDPOINT_URL_EC2 also works)", EnvVars: []string{"ORCHESTRATE_ENDPOINT_URL"}},
+		&cli.StringSliceFlag{Name: "tag", Usage: "extra snapshot tag `KEY=VALUE` (repeatable)", EnvVars: []string{"ORCHESTRATE_TAG"}},
+		&cli.BoolFlag{Name: "wait", Usage: "after thawing, wait for the snapshots to complete", EnvVars: []string{"ORCHESTRATE_WAIT"}},
+		&cli.DurationFlag{Name: "wait-timeout", Usage: "give up waiting for completion after this long", Value: time.Hour, EnvVars: []string{"ORCHESTRATE_WAIT_TIMEOUT"}},
+	)
+	return append(flags, outputFlags()...)
+}
+
+func hostsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "hosts", Aliases: []string{"H"}, Usage: "hosts `FILE` (required)", EnvVars: []string{"ORCHESTRATE_HOSTS"}}
+}
+
+// sshFlags are how every command that reaches hosts connects to them.
+func sshFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "hosts", Aliases: []string{"H"}, Usage: "hosts `FILE` (required)", EnvVars: []string{"ORCHESTRATE_HOSTS"}},
 		&cli.StringSliceFlag{Name: "identity-file", Aliases: []string{"i"}, Usage: "SSH private key `FILE` (repeatable); default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa when no ssh-agent", EnvVars: []string{"ORCHESTRATE_IDENTITY_FILE"}},
 		&cli.StringFlag{Name: "known-hosts", Usage: "known_hosts `FILE` that host keys are checked against", Value: "~/.ssh/known_hosts", EnvVars: []string{"ORCHESTRATE_KNOWN_HOSTS"}},
 		&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "record the key of a host not in known_hosts (a changed key is always refused)", EnvVars: []string{"ORCHESTRATE_ACCEPT_NEW_HOST_KEYS"}},
@@ -51,15 +71,12 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", Usage: "TCP connect, SSH handshake and login, per host", Value: 10 * time.Second, EnvVars: []string{"ORCHESTRATE_CONNECT_TIMEOUT"}},
 		&cli.DurationFlag{Name: "keepalive", Usage: "SSH keepalive interval; 3 missed replies close the connection", Value: 5 * time.Second, EnvVars: []string{"ORCHESTRATE_KEEPALIVE"}},
 		&cli.StringFlag{Name: "sudo", Usage: "run the agent through sudo -n: auto (unless the user is root), always, never", Value: "auto", EnvVars: []string{"ORCHESTRATE_SUDO"}},
-		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
-		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
 		&cli.IntFlag{Name: "parallel", Usage: "hosts processed at once", Value: 16, EnvVars: []string{"ORCHESTRATE_PARALLEL"}},
-		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
-		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` for hosts without region= (default: the SDK's, AWS_REGION)", EnvVars: []string{"ORCHESTRATE_REGION"}},
-		&cli.StringFlag{Name: "endpoint-url", Usage: "EC2 endpoint `URL`, e.g. an emulator (AWS_ENDPOINT_URL_EC2 also works)", EnvVars: []string{"ORCHESTRATE_ENDPOINT_URL"}},
-		&cli.StringSliceFlag{Name: "tag", Usage: "extra snapshot tag `KEY=VALUE` (repeatable)", EnvVars: []string{"ORCHESTRATE_TAG"}},
-		&cli.BoolFlag{Name: "wait", Usage: "after thawing, wait for the snapshots to complete", EnvVars: []string{"ORCHESTRATE_WAIT"}},
-		&cli.DurationFlag{Name: "wait-timeout", Usage: "give up waiting for completion after this long", Value: time.Hour, EnvVars: []string{"ORCHESTRATE_WAIT_TIMEOUT"}},
+	}
+}
+
+func outputFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "result format on stdout: table or json", Value: "table", EnvVars: []string{"ORCHESTRATE_OUTPUT"}},
 		&cli.StringFlag{Name: "log-level", Usage: "stderr log level: debug, info, warn, error", Value: "warn", EnvVars: []string{"ORCHESTRATE_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-format", Usage: "stderr log format: text or json", Value: "text", EnvVars: []string{"ORCHESTRATE_LOG_FORMAT"}},
@@ -113,23 +130,12 @@ func runAction(c *cli.Context) error {
 // runConfig checks every flag and the hosts file; nothing is contacted.
 func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 	var cfg run.Config
-	switch c.String("output") {
-	case "table", "json":
-	default:
-		return cfg, usageError("--output %q: want table or json", c.String("output"))
-	}
-	sudo, err := freeze.ParseSudoMode(c.String("sudo"))
+	sudo, err := checkCommonFlags(c)
 	if err != nil {
-		return cfg, usageError("--sudo: %v", err)
+		return cfg, err
 	}
 	if d := c.Duration("freeze-timeout"); d < 3*time.Second || d > 10*time.Minute {
 		return cfg, usageError("--freeze-timeout %v: want between 3s and 10m", d)
-	}
-	if n := c.Int("parallel"); n < 1 || n > 1024 {
-		return cfg, usageError("--parallel %d: want 1 to 1024", n)
-	}
-	if p := c.Int("port"); p < 1 || p > 65535 {
-		return cfg, usageError("--port %d: want 1 to 65535", p)
 	}
 	if u := c.String("endpoint-url"); u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -141,7 +147,8 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		return cfg, err
 	}
 
-	file, err := loadHosts(c.String("hosts"))
+	file, err := loadHosts(c.String("hosts"), hosts.Requirements{
+		InstanceID: true, Mounts: true, Volumes: true})
 	if err != nil {
 		return cfg, err
 	}
@@ -163,13 +170,34 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 	return cfg, nil
 }
 
-func loadHosts(path string) (*hosts.File, error) {
+// checkCommonFlags checks the SSH and output flags every host command
+// shares, and returns the sudo mode.
+func checkCommonFlags(c *cli.Context) (freeze.SudoMode, error) {
+	switch c.String("output") {
+	case "table", "json":
+	default:
+		return 0, usageError("--output %q: want table or json", c.String("output"))
+	}
+	sudo, err := freeze.ParseSudoMode(c.String("sudo"))
+	if err != nil {
+		return 0, usageError("--sudo: %v", err)
+	}
+	if n := c.Int("parallel"); n < 1 || n > 1024 {
+		return 0, usageError("--parallel %d: want 1 to 1024", n)
+	}
+	if p := c.Int("port"); p < 1 || p > 65535 {
+		return 0, usageError("--port %d: want 1 to 65535", p)
+	}
+	return sudo, nil
+}
+
+func loadHosts(path string, req hosts.Requirements) (*hosts.File, error) {
 	if path == "" {
 		return nil, usageError("--hosts FILE is required")
 	}
 	file, err := hosts.Load(path)
 	if err == nil {
-		err = file.Require(hosts.Requirements{InstanceID: true, Mounts: true, Volumes: true})
+		err = file.Require(req)
 	}
 	if err != nil {
 		return nil, usageError("bad hosts file, nothing was done:\n%v", err)

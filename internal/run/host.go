@@ -120,6 +120,10 @@ func (hr *hostRun) freezeAndSnapshot(ctx context.Context, agent *freeze.Agent) [
 
 	start = time.Now()
 	snaps, err := hr.cfg.EC2.Create(fctx, hr.plan)
+	unsure := outcomeUnknown(err)
+	if unsure {
+		snaps, err = hr.resolveUnknown(fctx, err)
+	}
 	hr.rep.step(StepSnapshot, start, err)
 	hr.recordSnapshots(snaps)
 	if err != nil {
@@ -129,6 +133,12 @@ func (hr *hostRun) freezeAndSnapshot(ctx context.Context, agent *freeze.Agent) [
 	res := hr.thaw(agent)
 	if len(snaps) > 0 {
 		hr.judgeConsistency(res, snaps)
+	}
+	if unsure {
+		if late := hr.lookAfterThaw(snaps); len(late) > 0 && len(snaps) == 0 {
+			hr.recordSnapshots(late)
+			hr.rep.Consistency = snapshot.ConsistencyCrash
+		}
 	}
 	return snaps
 }
@@ -146,8 +156,9 @@ func (hr *hostRun) thaw(agent *freeze.Agent) *freeze.Result {
 	if err != nil {
 		hr.rep.Status = StatusThawUnconfirmed
 		hr.rep.FailedStep = StepThaw
-		hr.rep.Error = fmt.Sprintf("%v: check the host now (its watchdog "+
-			"thaws at the freeze timeout plus 2s)", err)
+		hr.rep.Error = fmt.Sprintf("%v: check the host now: `orchestrate thaw` "+
+			"thaws what this run left frozen, and the agent's watchdog thaws at "+
+			"the freeze timeout plus 2s", err)
 		hr.log.Error("thaw not confirmed", "err", err)
 		return res
 	}

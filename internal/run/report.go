@@ -66,6 +66,9 @@ type HostReport struct {
 	Status         string   `json:"status"`
 	FailedStep     string   `json:"failed_step,omitempty"`
 	Error          string   `json:"error,omitempty"`
+	// Warnings are things the operator should know that did not fail the
+	// host, e.g. snapshots of the run found after an unknown outcome.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SnapshotReport is one snapshot of a host.

@@ -35,6 +35,7 @@ type EC2 interface {
 	Wait(ctx context.Context, region string, ids []string, opts snapshot.WaitOptions,
 		progress func([]snapshot.Snapshot)) ([]snapshot.Snapshot, error)
 	Tag(ctx context.Context, region string, ids []string, tags map[string]string) error
+	FindByTag(ctx context.Context, region, key, value string) ([]snapshot.Snapshot, error)
 }
 
 // Conn is one host's connection, kept for its whole pipeline.

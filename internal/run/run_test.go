@@ -106,6 +106,26 @@ type fakeEC2 struct {
 	block     map[string]chan struct{} // Create waits on it
 	tagged    map[string]map[string]string
 	mu        sync.Mutex
+	// unknownOutcome makes the next Create on an instance fail with an
+	// unknown outcome; with createAnyway the set is made all the same.
+	unknownOutcome map[string]bool
+	createAnyway   bool
+	made           []snapshot.Snapshot // what Create made, for FindByTag
+	lateAfterThaw  []snapshot.Snapshot // made visible once h1 has thawed
+	creates        int
+}
+
+func (f *fakeEC2) FindByTag(_ context.Context, _, key, value string) ([]snapshot.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if key != snapshot.TagRunID || value != "run-1" {
+		return nil, fmt.Errorf("unexpected tag %s=%s", key, value)
+	}
+	if len(f.lateAfterThaw) > 0 && f.ev.index("thaw h1") >= 0 {
+		f.made = append(f.made, f.lateAfterThaw...)
+		f.lateAfterThaw = nil
+	}
+	return append([]snapshot.Snapshot(nil), f.made...), nil
 }
 
 func (f *fakeEC2) Credentials(context.Context) error { return nil }
@@ -136,10 +156,23 @@ func (f *fakeEC2) Create(ctx context.Context, r *snapshot.Request) ([]snapshot.S
 	if err := f.createErr[r.InstanceID]; err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creates++
 	var out []snapshot.Snapshot
 	for _, v := range r.Volumes {
-		out = append(out, snapshot.Snapshot{ID: "snap-" + v[4:], VolumeID: v, State: "pending"})
+		out = append(out, snapshot.Snapshot{ID: fmt.Sprintf("snap-%s-%d", v[4:], f.creates),
+			VolumeID: v, State: "pending"})
 	}
+	if f.unknownOutcome[r.InstanceID] {
+		delete(f.unknownOutcome, r.InstanceID)
+		if f.createAnyway {
+			f.made = append(f.made, out...)
+		}
+		return nil, fmt.Errorf("snapshot: CreateSnapshots: connection reset: %w",
+			snapshot.ErrOutcomeUnknown)
+	}
+	f.made = append(f.made, out...)
 	return out, nil
 }
 
@@ -184,7 +217,8 @@ func testConfig(ev *events, ec2 *fakeEC2, agents map[string]*fakeAgent, n int) C
 func newFakes() (*events, *fakeEC2) {
 	ev := &events{}
 	return ev, &fakeEC2{ev: ev, createErr: map[string]error{},
-		block: map[string]chan struct{}{}, tagged: map[string]map[string]string{}}
+		block: map[string]chan struct{}{}, tagged: map[string]map[string]string{},
+		unknownOutcome: map[string]bool{}}
 }
 
 func TestRunThawsAfterCreateReturns(t *testing.T) {
@@ -285,7 +319,7 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("exit code = %d, want %d", rep.ExitCode(), tt.exit)
 			}
 			if tt.consistency == snapshot.ConsistencyCrash && !tt.agent.hangThaw {
-				if got := ec2.tagged["snap-11111111"][snapshot.TagConsistency]; got != "crash" {
+				if got := ec2.tagged[h1.Snapshots[0].SnapshotID][snapshot.TagConsistency]; got != "crash" {
 					t.Errorf("h1 snapshot re-tagged %q, want crash", got)
 				}
 			}
@@ -340,5 +374,61 @@ func TestCancelWhileFrozenThawsAndExits130(t *testing.T) {
 	}
 	if rep.ExitCode() != 130 || rep.Hosts[0].FailedStep != StepSnapshot {
 		t.Errorf("exit %d failed step %q, want 130 and snapshot", rep.ExitCode(), rep.Hosts[0].FailedStep)
+	}
+}
+
+func TestUnknownOutcomeFoundByTagWhileFrozen(t *testing.T) {
+	ev, ec2 := newFakes()
+	ec2.unknownOutcome["i-00000001"] = true
+	ec2.createAnyway = true // the call got through; only its answer was lost
+	rep, err := Run(context.Background(), testConfig(ev, ec2, nil, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.Hosts[0]
+	if h.Status != StatusSucceeded || h.Consistency != snapshot.ConsistencyApplication ||
+		len(h.Snapshots) != 1 || ec2.creates != 1 {
+		t.Errorf("host %s %q snapshots %v after %d creates, want succeeded, application, "+
+			"the one set found by tag, no second create", h.Status, h.Consistency, h.Snapshots, ec2.creates)
+	}
+}
+
+func TestUnknownOutcomeNothingFoundRetriesOnce(t *testing.T) {
+	ev, ec2 := newFakes()
+	ec2.unknownOutcome["i-00000001"] = true // the call never got through
+	rep, err := Run(context.Background(), testConfig(ev, ec2, nil, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.Hosts[0]
+	if h.Status != StatusSucceeded || ec2.creates != 2 || len(h.Warnings) == 0 {
+		t.Errorf("host %s after %d creates, warnings %q, want succeeded after one retry, with a warning",
+			h.Status, ec2.creates, h.Warnings)
+	}
+	if len(ec2.made) != 1 {
+		t.Errorf("snapshot sets made = %d, want exactly 1", len(ec2.made))
+	}
+}
+
+func TestUnknownOutcomeAtDeadlineReportsLateSnapshotsAsCrash(t *testing.T) {
+	ev, ec2 := newFakes()
+	ec2.createErr["i-00000001"] = fmt.Errorf("snapshot: CreateSnapshots: "+
+		"context deadline exceeded: %w", snapshot.ErrOutcomeUnknown)
+	cfg := testConfig(ev, ec2, nil, 1)
+	// What EC2 made of the timed-out call shows up only after the thaw.
+	ec2.lateAfterThaw = []snapshot.Snapshot{{ID: "snap-late", VolumeID: "vol-11111111"}}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.Hosts[0]
+	if h.Status != StatusFailed || h.Consistency != snapshot.ConsistencyCrash {
+		t.Errorf("host %s %q, want failed and crash", h.Status, h.Consistency)
+	}
+	if got := ec2.tagged["snap-late"][snapshot.TagConsistency]; got != snapshot.ConsistencyCrash {
+		t.Errorf("late snapshot tagged %q, want crash", got)
+	}
+	if ev.index("thaw h1") < 0 {
+		t.Errorf("h1 not thawed")
 	}
 }
