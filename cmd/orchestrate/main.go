@@ -48,10 +48,10 @@ func main() {
 }
 
 func mainWithArgs(args []string, stdout, stderr io.Writer) int {
-	// The first SIGINT or SIGTERM cancels ctx: the run thaws every frozen
+	// The first SIGINT, SIGTERM or SIGHUP (a closed terminal) cancels ctx: the run thaws every frozen
 	// host and exits 130. Later ones are swallowed until then, so a second
 	// Ctrl-C cannot abandon a thaw.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	app := newApp(stdout, stderr)

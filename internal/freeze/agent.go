@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +33,8 @@ type Options struct {
 	AllowRoot bool          // allow freezing "/"
 	Sudo      SudoMode
 	Logger    *slog.Logger
+
+	nonce string // marks where the agent's own output starts; set by Start
 }
 
 // Result is what the agent measured on the host.
@@ -72,6 +76,7 @@ func Start(ctx context.Context, r Runner, user string, opts Options) (*Agent, er
 	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
+	opts.nonce = newNonce()
 	pr, pw := io.Pipe()
 	outR, outW := io.Pipe()
 	a := &Agent{
@@ -168,12 +173,24 @@ func (a *Agent) Close() {
 }
 
 // readLines turns the agent's stdout into lines; the channel closes when
-// the output ends.
+// the output ends. Lines before the agent's HELLO with its nonce come from
+// the login shell (a banner, an echo in a startup file) and are dropped,
+// so they can never pass for protocol.
 func (a *Agent) readLines(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 64*1024)
+	hello := "HELLO 1 " + a.opts.nonce + " "
+	started := false
 	for sc.Scan() {
-		a.lines <- sc.Text()
+		line := sc.Text()
+		if !started {
+			if !strings.HasPrefix(line, hello) {
+				a.log.Debug("not the agent's", "line", line)
+				continue
+			}
+			started = true
+		}
+		a.lines <- line
 	}
 	io.Copy(io.Discard, r)
 	close(a.lines)
@@ -208,9 +225,9 @@ func (a *Agent) note(word, rest string) error {
 	defer a.mu.Unlock()
 	switch word {
 	case "HELLO":
-		f := strings.Fields(rest)
-		if len(f) >= 2 {
-			a.pid, _ = strconv.Atoi(f[1])
+		f := strings.Fields(rest) // 1 NONCE PID UID
+		if len(f) >= 3 {
+			a.pid, _ = strconv.Atoi(f[2])
 		}
 	case "ERR":
 		return a.refusal(rest)
@@ -321,6 +338,12 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+func newNonce() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func orDiscard(l *slog.Logger) *slog.Logger {

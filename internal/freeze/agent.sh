@@ -1,11 +1,12 @@
 # orchestrate freeze agent, protocol 1.
 #
 # Sent as one argument of `sh -c` over SSH; nothing is installed on the host.
-# Arguments: RUN_ID TIMEOUT_SECONDS ALLOW_ROOT MOUNT...
+# Arguments: NONCE RUN_ID TIMEOUT_SECONDS ALLOW_ROOT MOUNT...
 #
 # It reads commands on stdin (FREEZE, THAW) and answers on stdout, one line
-# each. Mount points are referred to by index, never echoed, so a hostile
-# path cannot forge a protocol line.
+# each, starting with "HELLO 1 NONCE": whatever the login shell printed
+# before is not protocol. Mount points are referred to by index, never
+# echoed, so a hostile path cannot forge a protocol line.
 #
 # Safety contract:
 #   - every path is checked to be a canonical mount point, not "/" unless
@@ -13,8 +14,8 @@
 #     frozen unless every check passes;
 #   - it freezes in argument order and thaws in reverse;
 #   - it thaws on THAW, on end of input, on HUP/INT/TERM, and at the
-#     deadline (TIMEOUT_SECONDS after FREEZE), whichever comes first; it also
-#     gives up TIMEOUT_SECONDS after READY if FREEZE never comes;
+#     deadline, TIMEOUT_SECONDS after READY (FREEZE follows READY at once),
+#     whichever comes first; without FREEZE it just gives up then;
 #   - a watchdog in its own session thaws at the deadline plus a grace
 #     period even if this shell is killed; a clean finish stops it;
 #   - it only thaws what it froze: a filesystem that is already frozen
@@ -22,8 +23,8 @@
 #   - after thawing it proves each filesystem takes a write again;
 #   - it writes nothing to a filesystem it froze: its state lives in /run.
 
-run_id=$1 timeout=$2 allow_root=$3
-shift 3
+nonce=$1 run_id=$2 timeout=$3 allow_root=$4
+shift 4
 
 # A lost connection must not kill the agent mid-thaw: with SIGPIPE ignored,
 # a write to a closed stdout fails and the thaw goes on.
@@ -40,7 +41,7 @@ now_us() {
 	printf '%s' "$t"
 }
 
-say "HELLO 1 $$ $(id -u)"
+say "HELLO 1 $nonce $$ $(id -u)"
 [ "$(id -u)" = 0 ] || fail "notroot - the agent must run as root (use --sudo)"
 command -v fsfreeze >/dev/null 2>&1 || fail "nofsfreeze - fsfreeze (util-linux) is not installed"
 [ $# -gt 0 ] || fail "nomounts - no mount points given"
@@ -71,6 +72,37 @@ for p in "$@"; do
 	i=$((i + 1))
 done
 say "CHECKED $i"
+
+# The timer sends this shell USR1 at the deadline. It is a new sh, not a
+# subshell, so it inherits none of this shell's traps, and it signals only
+# a process that is still this agent, never a reused pid.
+timer_script='trap '"'"'kill $! 2>/dev/null; exit 0'"'"' TERM
+sleep "$1" &
+wait $! || exit 0
+case $(tr "\\000" " " </proc/"$2"/cmdline 2>/dev/null) in
+*" orchestrate-agent $3 "*) kill -USR1 "$2" ;;
+esac'
+timer=''
+start_timer() {
+	/bin/sh -c "$timer_script" orchestrate-timer "$timeout" $$ "$nonce" \
+		</dev/null >/dev/null 2>&1 &
+	timer=$!
+}
+
+# stop_timer kills the timer and checks it is gone: a TERM that lands
+# between its fork and its exec is lost, so it is sent again.
+stop_timer() {
+	[ -n "$timer" ] || return 0
+	k=0
+	while [ "$k" -lt 50 ]; do
+		kill "$timer" 2>/dev/null || break
+		st=$(cut -d')' -f2 /proc/"$timer"/stat 2>/dev/null | cut -c2)
+		case $st in '' | Z) break ;; esac
+		sleep 0.01 2>/dev/null || sleep 1
+		k=$((k + 1))
+	done
+	timer=''
+}
 
 # One run at a time per filesystem: a lock directory per device on tmpfs,
 # holding the pid of its agent. Per filesystem rather than per host, because
@@ -130,11 +162,11 @@ done
 mutex_off
 
 sync
+start_timer
 say "READY"
 
 count=0
 watchdog=''
-timer=''
 window_start=''
 
 # probe proves a thawed filesystem takes writes: a file created and removed
@@ -156,7 +188,6 @@ probe() {
 
 thaw_all() {
 	trap '' HUP INT TERM USR1
-	[ -n "$timer" ] && kill "$timer" 2>/dev/null
 	n=$count
 	failed=0
 	while [ "$n" -gt 0 ]; do
@@ -171,7 +202,7 @@ thaw_all() {
 		fi
 	done
 	end=$(now_us)
-	if [ -n "$window_start" ]; then
+	if [ -n "$window_start" ] && [ "$count" -gt 0 ]; then
 		say "WINDOW $((end - window_start))"
 		window_start=''
 	fi
@@ -188,6 +219,7 @@ thaw_all() {
 		fi
 	done
 	count=0
+	stop_timer
 	# Keep the watchdog and the record when anything failed: the watchdog
 	# retries at its deadline and `orchestrate thaw` can find the record.
 	if [ "$failed" = 0 ]; then
@@ -197,7 +229,15 @@ thaw_all() {
 	return "$failed"
 }
 
+# is_main is true only in the agent's own shell. dash keeps the parent's
+# trap handlers in a subshell until that subshell sets traps of its own, so
+# a signal caught by a command substitution or a background job must not
+# run finish there: it would release the locks and record of an agent that
+# is still frozen.
+is_main() { [ "$(exec /bin/sh -c 'echo "$PPID"')" = "$$" ]; }
+
 finish() {
+	is_main || exit 0
 	thaw_all
 	st=$?
 	say "DONE $1"
@@ -207,12 +247,8 @@ finish() {
 trap 'finish signal' HUP INT TERM
 trap 'finish deadline' USR1
 
-# Wait for FREEZE, for at most the timeout. End of input here means the
-# operator gave up.
-(sleep "$timeout" && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
-timer=$!
+# Wait for FREEZE. End of input here means the operator gave up.
 IFS= read -r cmd || finish eof
-kill "$timer" 2>/dev/null
 [ "$cmd" = FREEZE ] || finish "unexpected-$cmd"
 
 # The watchdog lives in its own session, outside this shell's process
@@ -238,27 +274,40 @@ else
 fi
 watchdog=$!
 
-(sleep "$timeout" && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
-timer=$!
-
+# While freezing, signals are only noted and acted on between mounts:
+# dash runs a trap as soon as a command substitution ends, which could be
+# after fsfreeze -f froze a mount and before it is counted. Each mount is
+# recorded before fsfreeze -f runs, so the watchdog and orchestrate thaw
+# know it even if this shell is killed in between; a failed freeze takes
+# it off the record again.
+pending=''
+trap 'pending=signal' HUP INT TERM
+trap 'pending=deadline' USR1
 i=0
 window_start=$(now_us)
 for p in "$@"; do
+	cp "$me/frozen" "$me/frozen.before"
+	printf '%s\n' "$p" >>"$me/frozen"
 	if out=$(fsfreeze -f -- "$p" 2>&1); then
 		eval "frozen_$count=\$p"
 		eval "frozen_idx_$count=$i"
 		count=$((count + 1))
-		printf '%s\n' "$p" >>"$me/frozen"
 		say "FROZEN $i $(now_us)"
 	else
+		mv "$me/frozen.before" "$me/frozen"
 		case $out in
 		*busy* | *Busy*) say "ERR busy $i already frozen by someone else" ;;
 		*) say "ERR freeze $i $(printf '%s' "$out" | tr '\n' ' ')" ;;
 		esac
-		finish freeze-failed
+		pending=${pending:-freeze-failed}
 	fi
+	[ -n "$pending" ] && break
 	i=$((i + 1))
 done
+rm -f "$me/frozen.before"
+trap 'finish signal' HUP INT TERM
+trap 'finish deadline' USR1
+[ -n "$pending" ] && finish "$pending"
 say "FROZE $(now_us)"
 
 IFS= read -r cmd || finish eof

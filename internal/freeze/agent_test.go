@@ -19,6 +19,7 @@ import (
 type localRunner struct {
 	dir   string // fakes and their log live here
 	state string // the agents' state directory, instead of /run/orchestrate
+	junk  string // printed before the command, as a login shell's rc might
 }
 
 func newLocalRunner(t *testing.T, mounts ...string) *localRunner {
@@ -33,6 +34,7 @@ func newLocalRunner(t *testing.T, mounts ...string) *localRunner {
 	write("fsfreeze", `#!/bin/sh
 op=$1; p=$3
 printf '%s %s\n' "$op" "$p" >>`+Quote(dir)+`/log
+[ "$op" = -f ] && [ -e `+Quote(dir)+`/slow ] && sleep "$(cat `+Quote(dir)+`/slow)"
 [ -e `+Quote(dir)+`/fail"$op" ] && grep -qxF -- "$p" `+Quote(dir)+`/fail"$op" && {
 	echo "fsfreeze: $p: freeze failed: $(cat `+Quote(dir)+`/why)" >&2; exit 1; }
 exit 0
@@ -60,7 +62,7 @@ func (r *localRunner) log() string {
 
 func (r *localRunner) Exec(ctx context.Context, cmd string, stdin io.Reader,
 	stdout, stderr io.Writer) error {
-	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
+	c := exec.CommandContext(ctx, "/bin/sh", "-c", r.junk+cmd)
 	c.Env = append(os.Environ(), "PATH="+r.dir+":"+os.Getenv("PATH"),
 		"ORCHESTRATE_TEST_STATE_DIR="+r.state)
 	c.Stdout, c.Stderr = stdout, stderr

@@ -73,8 +73,8 @@ func Quote(s string) string {
 // remote login user is user. Every value in it is quoted with Quote; the
 // remote login shell must be POSIX compatible (sh, bash, dash, zsh, ksh).
 func Command(opts Options, user string) string {
-	args := []string{opts.RunID, strconv.Itoa(timeoutSeconds(opts.Timeout)),
-		boolArg(opts.AllowRoot)}
+	args := []string{opts.nonce, opts.RunID,
+		strconv.Itoa(timeoutSeconds(opts.Timeout)), boolArg(opts.AllowRoot)}
 	return shellCommand(agentScript, "orchestrate-agent",
 		append(args, opts.Mounts...), opts.Sudo, user)
 }

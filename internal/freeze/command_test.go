@@ -33,7 +33,7 @@ func FuzzQuote(f *testing.F) {
 }
 
 func TestCommandQuotesEveryArgument(t *testing.T) {
-	opts := Options{RunID: "r'1", Mounts: []string{"/data one", "/x$(id)"},
+	opts := Options{RunID: "r'1", Mounts: []string{"/data one", "/x$(id)"}, nonce: "n0",
 		Timeout: 1500 * time.Millisecond}
 	tests := []struct {
 		sudo SudoMode
@@ -51,7 +51,7 @@ func TestCommandQuotesEveryArgument(t *testing.T) {
 		if !strings.HasPrefix(got, tt.want) {
 			t.Errorf("Command(%v, %s) starts %.40q, want %q", tt.sudo, tt.user, got, tt.want)
 		}
-		tail := " 'orchestrate-agent' 'r'\\''1' '2' '0' '/data one' '/x$(id)'"
+		tail := " 'orchestrate-agent' 'n0' 'r'\\''1' '2' '0' '/data one' '/x$(id)'"
 		if !strings.HasSuffix(got, tail) {
 			t.Errorf("Command(%v, %s) ends %q, want %q", tt.sudo, tt.user,
 				got[len(got)-len(tail):], tail)

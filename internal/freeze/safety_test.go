@@ -3,6 +3,7 @@ package freeze
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -202,5 +203,132 @@ func TestProbeThatBlocksMeansThawUnconfirmed(t *testing.T) {
 	_, err = a.Thaw(10 * time.Second)
 	if !errors.Is(err, ErrThawUnconfirmed) || !strings.Contains(err.Error(), "write probe") {
 		t.Fatalf("Thaw = %v, want ErrThawUnconfirmed from the write probe", err)
+	}
+}
+
+// sleepers counts processes running "sleep N".
+func sleepers(t *testing.T, n int) int {
+	t.Helper()
+	want := "sleep\x00" + strconv.Itoa(n) + "\x00"
+	count := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && string(b) == want {
+			count++
+		}
+	}
+	return count
+}
+
+func TestNoTimerOrWatchdogOutlivesARun(t *testing.T) {
+	mounts := mountDirs(t, "a")
+	r := newLocalRunner(t, mounts...)
+	ctx := context.Background()
+	opts := testOptions(mounts)
+	// A timeout no other run uses, to tell this agent's sleeps apart.
+	secs := 200 + int(time.Now().UnixNano()/1000%700)
+	opts.Timeout = time.Duration(secs) * time.Second
+
+	a, err := Start(ctx, r, "root", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := sleepers(t, secs) + sleepers(t, secs+2); n == 0 {
+		t.Fatalf("no timer or watchdog sleep found while frozen: the check below would prove nothing")
+	}
+	if _, err := a.Thaw(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	deadline := time.Now().Add(2 * time.Second)
+	for sleepers(t, secs)+sleepers(t, secs+2) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := sleepers(t, secs) + sleepers(t, secs+2); n != 0 {
+		t.Errorf("%d timer/watchdog sleeps left after a clean thaw (timer %d, watchdog %d), want 0",
+			n, sleepers(t, secs), sleepers(t, secs+2))
+	}
+}
+
+// slowFreeze makes every fsfreeze -f take d.
+func (r *localRunner) slowFreeze(t *testing.T, d time.Duration) {
+	t.Helper()
+	os.WriteFile(filepath.Join(r.dir, "slow"), []byte(fmt.Sprintf("%.1f", d.Seconds())), 0o644)
+}
+
+func TestSignalDuringFreezeStillThawsThatMount(t *testing.T) {
+	mounts := mountDirs(t, "a", "b")
+	r := newLocalRunner(t, mounts...)
+	r.slowFreeze(t, time.Second)
+	ctx := context.Background()
+
+	a, err := Start(ctx, r, "root", testOptions(mounts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Freeze(ctx)
+	// Signal the agent while its first fsfreeze -f is still running.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(r.log(), "-f "+mounts[0]) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := syscall.Kill(a.PID(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	if got, want := r.log(), "-f "+mounts[0]+"\n-u "+mounts[0]+"\n"; got != want {
+		t.Errorf("fsfreeze calls = %q, want %q: the mount frozen while the "+
+			"signal waited must be thawed, and no further one frozen", got, want)
+	}
+}
+
+func TestDeadlineDuringSlowFreezeStillThaws(t *testing.T) {
+	mounts := mountDirs(t, "a")
+	r := newLocalRunner(t, mounts...)
+	r.slowFreeze(t, 2*time.Second) // longer than the whole timeout
+	opts := testOptions(mounts)
+	opts.Timeout = time.Second
+	ctx := context.Background()
+
+	a, err := Start(ctx, r, "root", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Freeze(ctx)
+	<-a.done
+	if got, want := r.log(), "-f "+mounts[0]+"\n-u "+mounts[0]+"\n"; got != want {
+		t.Errorf("fsfreeze calls = %q, want %q", got, want)
+	}
+	res, err := a.Thaw(time.Second)
+	if err != nil || !res.Expired {
+		t.Errorf("Thaw = %+v, %v, want an expired agent that thawed", res, err)
+	}
+}
+
+func TestLoginShellOutputIsNotProtocol(t *testing.T) {
+	mounts := mountDirs(t, "a")
+	r := newLocalRunner(t, mounts...)
+	r.junk = "echo READY; echo FROZE 1; echo 'DONE thaw'; "
+	r.slowFreeze(t, 300*time.Millisecond)
+	ctx := context.Background()
+
+	a, err := Start(ctx, r, "root", testOptions(mounts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.log(), "-f "+mounts[0]) {
+		t.Fatalf("Freeze returned before the agent froze anything: fake lines were taken as protocol")
+	}
+	if _, err := a.Thaw(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.log(), "-u "+mounts[0]) {
+		t.Errorf("Thaw returned without a thaw: %q", r.log())
 	}
 }

@@ -154,9 +154,16 @@ func (hr *hostRun) thaw(agent *freeze.Agent) *freeze.Result {
 		hr.rep.FreezeWindowMS = &w
 	}
 	if err != nil {
+		// The first failure keeps its step (a connection lost while
+		// freezing failed at freeze); the thaw's error is added to it.
 		hr.rep.Status = StatusThawUnconfirmed
-		hr.rep.FailedStep = StepThaw
-		hr.rep.Error = fmt.Sprintf("%v: check the host now: `orchestrate thaw` "+
+		prev := ""
+		if hr.rep.FailedStep == "" {
+			hr.rep.FailedStep = StepThaw
+		} else {
+			prev = hr.rep.Error + "; then "
+		}
+		hr.rep.Error = prev + fmt.Sprintf("%v: check the host now: `orchestrate thaw` "+
 			"thaws what this run left frozen, and the agent's watchdog thaws at "+
 			"the freeze timeout plus 2s", err)
 		hr.log.Error("thaw not confirmed", "err", err)
