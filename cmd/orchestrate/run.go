@@ -44,6 +44,7 @@ func runFlags() []cli.Flag {
 	flags := []cli.Flag{hostsFlag()}
 	flags = append(flags, sshFlags()...)
 	flags = append(flags,
+		&cli.DurationFlag{Name: "prepare-timeout", Usage: "limit on starting the agent on a host, its sync included (nothing is frozen yet)", Value: 2 * time.Minute, EnvVars: []string{"ORCHESTRATE_PREPARE_TIMEOUT"}},
 		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
 		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
 		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
@@ -159,6 +160,7 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		SSH:             sshConfig(c, logger),
 		Port:            c.Int("port"),
 		Sudo:            sudo,
+		PrepareTimeout:  c.Duration("prepare-timeout"),
 		FreezeTimeout:   c.Duration("freeze-timeout"),
 		AllowRootFreeze: c.Bool("allow-root-freeze"),
 		Parallel:        c.Int("parallel"),

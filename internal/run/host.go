@@ -69,8 +69,12 @@ func (hr *hostRun) pipeline(ctx context.Context) {
 	defer conn.Close()
 	hr.log.Info("connected", "elapsed", time.Since(start))
 
+	// Nothing is frozen until Start returns, so its bound can be generous:
+	// it covers the agent's sync, which flushes every dirty page first.
 	start = time.Now()
-	agent, err := freeze.Start(ctx, conn, conn.User(), freeze.Options{
+	pctx, cancel := context.WithTimeout(ctx, hr.cfg.PrepareTimeout)
+	defer cancel()
+	agent, err := freeze.Start(pctx, conn, conn.User(), freeze.Options{
 		RunID:     hr.cfg.RunID,
 		Mounts:    hr.host.Mounts,
 		Timeout:   hr.cfg.FreezeTimeout,
@@ -173,19 +177,19 @@ func (hr *hostRun) thaw(agent *freeze.Agent) *freeze.Result {
 	return res
 }
 
-// judgeConsistency decides whether the snapshots are application
-// consistent: only if the agent thawed because we asked, which we do only
-// after CreateSnapshots has returned. Otherwise the filesystems may have
-// thawed before EC2 fixed the point in time, and the snapshots are
-// re-tagged as crash consistent. A nil res (thaw not confirmed) proves
-// nothing either way, so it counts as crash consistent too.
+// judgeConsistency decides, after the thaw, whether the snapshots are
+// application consistent: only if the agent thawed because we asked, which
+// we do only after CreateSnapshots has returned. Otherwise the filesystems
+// may have thawed before EC2 fixed the point in time. The snapshots were
+// created tagged unverified; they are re-tagged with the verdict. A nil res
+// (thaw not confirmed) proves nothing either way and counts as crash.
 func (hr *hostRun) judgeConsistency(res *freeze.Result, snaps []snapshot.Snapshot) {
-	if res != nil && !res.Expired {
-		hr.rep.Consistency = snapshot.ConsistencyApplication
-		return
+	verdict := snapshot.ConsistencyApplication
+	if res == nil || res.Expired {
+		verdict = snapshot.ConsistencyCrash
 	}
-	hr.rep.Consistency = snapshot.ConsistencyCrash
-	if res != nil {
+	hr.rep.Consistency = verdict
+	if res != nil && res.Expired {
 		hr.rep.fail(StepThaw, fmt.Errorf("the agent thawed on its own (%s) "+
 			"before it was told to: the snapshots are only crash-consistent",
 			res.Reason))
@@ -195,13 +199,15 @@ func (hr *hostRun) judgeConsistency(res *freeze.Result, snaps []snapshot.Snapsho
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := hr.cfg.EC2.Tag(ctx, hr.region, ids, map[string]string{
-		snapshot.TagConsistency: snapshot.ConsistencyCrash,
+		snapshot.TagConsistency: verdict,
 	})
 	if err != nil {
-		hr.log.Error("could not tag snapshots crash-consistent", "err", err,
-			"snapshots", ids)
-		hr.rep.Error += fmt.Sprintf("; tagging them %s=%s failed: %v",
-			snapshot.TagConsistency, snapshot.ConsistencyCrash, err)
+		hr.log.Error("could not tag snapshots", "consistency", verdict,
+			"err", err, "snapshots", ids)
+		hr.rep.Warnings = append(hr.rep.Warnings, fmt.Sprintf("the snapshots "+
+			"are %s-consistent but their tag could not be updated and still "+
+			"says %s=%s: %v", verdict, snapshot.TagConsistency,
+			snapshot.ConsistencyUnverified, err))
 	}
 }
 

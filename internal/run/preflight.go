@@ -114,7 +114,7 @@ func (hr *hostRun) tags() map[string]string {
 	t[snapshot.TagHost] = hr.host.Destination
 	t[snapshot.TagInstanceID] = hr.host.InstanceID
 	t[snapshot.TagMounts] = truncate(strings.Join(hr.host.Mounts, ","), 256)
-	t[snapshot.TagConsistency] = snapshot.ConsistencyApplication
+	t[snapshot.TagConsistency] = snapshot.ConsistencyUnverified
 	return t
 }
 

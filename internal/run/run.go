@@ -61,6 +61,7 @@ type Config struct {
 	Port int
 
 	Sudo            freeze.SudoMode
+	PrepareTimeout  time.Duration // starting the agent, through its sync
 	FreezeTimeout   time.Duration // the agent's hard deadline
 	ThawTimeout     time.Duration // how long to wait for a thaw to be confirmed
 	AllowRootFreeze bool
@@ -87,6 +88,9 @@ func (c *Config) withDefaults() error {
 	}
 	if c.FreezeTimeout < 3*time.Second {
 		return fmt.Errorf("run: freeze timeout %v is too short (at least 3s)", c.FreezeTimeout)
+	}
+	if c.PrepareTimeout <= 0 {
+		c.PrepareTimeout = 2 * time.Minute
 	}
 	if c.ThawTimeout <= 0 {
 		c.ThawTimeout = 15 * time.Second

@@ -53,7 +53,10 @@ type fakeAgent struct {
 func (a *fakeAgent) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	say := func(s string) { io.WriteString(stdout, s+"\n") }
 	in := bufio.NewScanner(stdin)
-	say("HELLO 1 42 0")
+	say("a login banner the driver must ignore")
+	_, rest, _ := strings.Cut(cmd, "'orchestrate-agent' '")
+	nonce, _, _ := strings.Cut(rest, "'")
+	say("HELLO 1 " + nonce + " 42 0")
 	say("CHECKED 1")
 	say("READY")
 	if !in.Scan() || in.Text() != "FREEZE" {
@@ -239,6 +242,9 @@ func TestRunThawsAfterCreateReturns(t *testing.T) {
 		if h.Consistency != snapshot.ConsistencyApplication || len(h.Snapshots) != 1 {
 			t.Errorf("host %s consistency %q snapshots %v, want application and 1",
 				h.Destination, h.Consistency, h.Snapshots)
+		}
+		if got := ec2.tagged[h.Snapshots[0].SnapshotID][snapshot.TagConsistency]; got != "application" {
+			t.Errorf("host %s snapshot re-tagged %q after the thaw, want application", h.Destination, got)
 		}
 		if h.FreezeWindowMS == nil || *h.FreezeWindowMS != 1.5 {
 			t.Errorf("host %s freeze window = %v, want 1.5ms from the agent", h.Destination, h.FreezeWindowMS)
@@ -430,5 +436,18 @@ func TestUnknownOutcomeAtDeadlineReportsLateSnapshotsAsCrash(t *testing.T) {
 	}
 	if ev.index("thaw h1") < 0 {
 		t.Errorf("h1 not thawed")
+	}
+}
+
+func TestSnapshotsAreCreatedUnverified(t *testing.T) {
+	ev, ec2 := newFakes()
+	cfg := testConfig(ev, ec2, nil, 1)
+	if err := cfg.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	hr := newHostRun(&cfg, cfg.Hosts[0])
+	if got := hr.tags()[snapshot.TagConsistency]; got != snapshot.ConsistencyUnverified {
+		t.Errorf("creation tag %s = %q, want %q until the thaw proves more",
+			snapshot.TagConsistency, got, snapshot.ConsistencyUnverified)
 	}
 }

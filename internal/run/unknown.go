@@ -22,6 +22,9 @@ import (
 // freeze budget, the call is retried once. Otherwise the error stands and
 // lookAfterThaw reports what turns up later.
 func (hr *hostRun) resolveUnknown(ctx context.Context, first error) ([]snapshot.Snapshot, error) {
+	if ctx.Err() != nil {
+		return nil, first // out of time or interrupted: lookAfterThaw looks
+	}
 	found, err := hr.findOwnSnapshots(ctx)
 	switch {
 	case err != nil:

@@ -18,10 +18,17 @@ const (
 )
 
 // Values of TagConsistency: application when the filesystems were
-// frozen until CreateSnapshots returned, crash otherwise.
+// frozen until CreateSnapshots returned, crash when they may not have
+// been, unverified until orchestrate knows.
 const (
 	ConsistencyApplication = "application"
 	ConsistencyCrash       = "crash"
+	// ConsistencyUnverified is what a snapshot is tagged with when it is
+	// created, before the thaw has shown whether the filesystems stayed
+	// frozen until the call returned. A snapshot left with it (orchestrate
+	// was killed, or EC2 completed a call given up on) is not proven
+	// consistent.
+	ConsistencyUnverified = "unverified"
 )
 
 // Limits of EC2 tags, in characters.
