@@ -85,9 +85,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand:      true,
 		Commands:             []*cli.Command{runCommand(), thawCommand()},
 		ExitErrHandler:       func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError("%v", err)
-		},
+		OnUsageError:         onUsageError,
 	}
 }
 
@@ -97,6 +95,16 @@ const exitCodesHelp = `EXIT CODES:
    2    bad command line, hosts file or configuration: nothing was done
    3    a thaw could not be confirmed on some host: check it now
    130  interrupted (after thawing every frozen host)`
+
+// onUsageError reports a flag mistake on stderr, never the help on
+// stdout: a runbook's `-o json > report.json` must not fill up with help.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	name := "orchestrate"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return usageError("%v (see %s --help)", err, name)
+}
 
 func buildVersion() string {
 	if version != "" {

@@ -48,9 +48,18 @@ func printReport(w io.Writer, format string, rep *run.Report) error {
 // hintAfterRun tells the operator on stderr what to do about the outcome.
 func hintAfterRun(w io.Writer, rep *run.Report, hostsPath string) {
 	for _, h := range rep.Hosts {
+		for _, warn := range h.Warnings {
+			fmt.Fprintf(w, "orchestrate: warning: %s: %s\n", h.Destination, oneLine(warn))
+		}
 		if h.Status == run.StatusThawUnconfirmed {
 			fmt.Fprintf(w, "orchestrate: error: %s: THAW NOT CONFIRMED: %s\n",
 				h.Destination, oneLine(h.Error))
+		}
+	}
+	thawed := "nothing was frozen"
+	for _, h := range rep.Hosts {
+		if h.FreezeWindowMS != nil {
+			thawed = "every filesystem that was frozen has been thawed"
 		}
 	}
 	switch rep.Status {
@@ -59,9 +68,9 @@ func hintAfterRun(w io.Writer, rep *run.Report, hostsPath string) {
 			"(with the same SSH options); the agent's watchdog also thaws at "+
 			"--freeze-timeout plus 2s\n", hostsPath)
 	case run.StatusFailed:
-		fmt.Fprintln(w, "orchestrate: warning: some hosts failed; every filesystem that was frozen has been thawed")
+		fmt.Fprintln(w, "orchestrate: warning: some hosts failed; "+thawed)
 	case run.StatusInterrupted:
-		fmt.Fprintln(w, "orchestrate: warning: interrupted; every filesystem that was frozen has been thawed")
+		fmt.Fprintln(w, "orchestrate: warning: interrupted; "+thawed)
 	}
 }
 

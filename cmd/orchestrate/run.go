@@ -35,8 +35,9 @@ func runCommand() *cli.Command {
 			"   orchestrate run --hosts hosts.txt --region eu-west-1 --tag team=db --wait\n" +
 			"   orchestrate run --hosts hosts.txt --output json > report.json\n\n" +
 			exitCodesHelp,
-		Flags:  runFlags(),
-		Action: runAction,
+		Flags:        runFlags(),
+		Action:       runAction,
+		OnUsageError: onUsageError,
 	}
 }
 
@@ -138,6 +139,14 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 	if d := c.Duration("freeze-timeout"); d < 3*time.Second || d > 10*time.Minute {
 		return cfg, usageError("--freeze-timeout %v: want between 3s and 10m", d)
 	}
+	for _, name := range []string{"prepare-timeout", "wait-timeout"} {
+		if d := c.Duration(name); d <= 0 {
+			return cfg, usageError("--%s %v: want a duration above zero", name, d)
+		}
+	}
+	if r := c.String("region"); r != "" && !hosts.ValidRegion(r) {
+		return cfg, usageError("--region %q: want a Region name such as eu-west-1", r)
+	}
 	if u := c.String("endpoint-url"); u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return cfg, usageError("--endpoint-url %q: want http(s)://HOST[:PORT]", u)
@@ -151,6 +160,9 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 	file, err := loadHosts(c.String("hosts"), hosts.Requirements{
 		InstanceID: true, Mounts: true, Volumes: true})
 	if err != nil {
+		return cfg, err
+	}
+	if err := checkSSHFiles(c); err != nil {
 		return cfg, err
 	}
 
@@ -190,17 +202,41 @@ func checkCommonFlags(c *cli.Context) (freeze.SudoMode, error) {
 	if p := c.Int("port"); p < 1 || p > 65535 {
 		return 0, usageError("--port %d: want 1 to 65535", p)
 	}
+	for _, name := range []string{"connect-timeout", "keepalive"} {
+		if d := c.Duration(name); d <= 0 {
+			return 0, usageError("--%s %v: want a duration above zero", name, d)
+		}
+	}
 	return sudo, nil
+}
+
+// checkSSHFiles checks, before any host is contacted, that the SSH keys
+// and known_hosts file the flags name can be used.
+func checkSSHFiles(c *cli.Context) error {
+	for _, f := range c.StringSlice("identity-file") {
+		if _, err := os.ReadFile(expandHome(f)); err != nil {
+			return usageError("--identity-file: %v", err)
+		}
+	}
+	if len(c.StringSlice("identity-file")) == 0 && os.Getenv("SSH_AUTH_SOCK") == "" &&
+		len(sshexec.DefaultIdentityFiles()) == 0 {
+		return usageError("no SSH key: pass --identity-file FILE, or start ssh-agent " +
+			"(SSH_AUTH_SOCK), or create ~/.ssh/id_ed25519")
+	}
+	kh := expandHome(c.String("known-hosts"))
+	if _, err := os.Stat(kh); err != nil && !c.Bool("accept-new-host-keys") {
+		return usageError("--known-hosts %s: %v (add the hosts' keys to it, "+
+			"e.g. with ssh-keyscan after checking them, or pass --accept-new-host-keys)",
+			kh, errors.Unwrap(err))
+	}
+	return nil
 }
 
 func loadHosts(path string, req hosts.Requirements) (*hosts.File, error) {
 	if path == "" {
 		return nil, usageError("--hosts FILE is required")
 	}
-	file, err := hosts.Load(path)
-	if err == nil {
-		err = file.Require(req)
-	}
+	file, err := hosts.LoadRequiring(path, req)
 	if err != nil {
 		return nil, usageError("bad hosts file, nothing was done:\n%v", err)
 	}

@@ -34,8 +34,9 @@ func thawCommand() *cli.Command {
 			"   1    a host could not be reached or refused\n" +
 			"   2    bad command line or hosts file: nothing was done\n" +
 			"   3    something recorded could not be thawed: check it now",
-		Flags:  append(flags, outputFlags()...),
-		Action: thawAction,
+		Flags:        append(flags, outputFlags()...),
+		Action:       thawAction,
+		OnUsageError: onUsageError,
 	}
 }
 
@@ -53,6 +54,9 @@ func thawAction(c *cli.Context) error {
 	}
 	file, err := loadHosts(c.String("hosts"), hosts.Requirements{})
 	if err != nil {
+		return err
+	}
+	if err := checkSSHFiles(c); err != nil {
 		return err
 	}
 

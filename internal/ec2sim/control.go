@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -114,7 +117,12 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		if !readJSON(w, r, &e) {
 			return
 		}
-		err := s.ExportSnapshot(e.SnapshotID, e.Path)
+		// Over HTTP anyone on the machine can ask, so a write goes only
+		// into the snapshot directory; ExportSnapshot in Go is not limited.
+		err := s.checkExportPath(e.Path)
+		if err == nil {
+			err = s.ExportSnapshot(e.SnapshotID, e.Path)
+		}
 		switch {
 		case errors.Is(err, ErrSnapshotNotFound):
 			writeJSONError(w, http.StatusNotFound, err)
@@ -150,4 +158,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeJSONError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// checkExportPath refuses an export over the control API outside
+// Options.SnapshotDir.
+func (s *Server) checkExportPath(p string) error {
+	dir := s.opts.SnapshotDir
+	if dir == "" {
+		return errors.New("ec2sim: export over HTTP needs --snapshot-dir")
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return err
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(root, abs); err != nil || rel == "." ||
+		strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
+		return fmt.Errorf("ec2sim: export path %s is outside the snapshot directory %s", p, dir)
+	}
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("ec2sim: export path %s is a symlink", p)
+	}
+	return nil
 }

@@ -90,8 +90,17 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("GET /_ec2sim/snapshots = %d %+v, want 200 and the new snapshot with an image", got, snaps)
 	}
 
-	dst := filepath.Join(dir, "out.img")
-	body, _ := json.Marshal(ExportRequest{SnapshotID: aws.ToString(out.SnapshotId), Path: dst})
+	outside := filepath.Join(dir, "out.img")
+	body, _ := json.Marshal(ExportRequest{SnapshotID: aws.ToString(out.SnapshotId), Path: outside})
+	if got := control(t, url, "POST", "/_ec2sim/export", string(body), nil); got != 400 {
+		t.Errorf("POST /_ec2sim/export outside the snapshot dir = %d, want 400", got)
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Errorf("export wrote %s outside the snapshot directory", outside)
+	}
+
+	dst := filepath.Join(dir, "snaps", "out.img")
+	body, _ = json.Marshal(ExportRequest{SnapshotID: aws.ToString(out.SnapshotId), Path: dst})
 	if got := control(t, url, "POST", "/_ec2sim/export", string(body), nil); got != 200 {
 		t.Errorf("POST /_ec2sim/export = %d, want 200", got)
 	}

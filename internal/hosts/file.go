@@ -66,20 +66,39 @@ func Load(path string) (*File, error) {
 func (f *File) Require(r Requirements) error {
 	c := &collector{path: f.Path}
 	for _, h := range f.Hosts {
-		if r.InstanceID && h.InstanceID == "" {
-			c.add(h.Line, 0, "missing instance= (instance discovery is not available yet: give the EC2 instance ID, e.g. instance=i-0abc123def4567890)")
-		}
-		if r.Mounts && len(h.Mounts) == 0 {
-			c.add(h.Line, 0, "missing mounts= (mount discovery is not available yet: name the mount points to freeze, e.g. mounts=/data)")
-		}
-		if r.Volumes && len(h.Volumes) == 0 {
-			c.add(h.Line, 0, "missing volumes= (volume discovery is not available yet: name the EBS volumes that back the mounts)")
+		for _, msg := range missing(h, r) {
+			c.add(h.Line, 1, "%s", msg)
 		}
 	}
 	return c.err()
 }
 
-// ioError describes a failure to read the file at path while doing what.
+// LoadRequiring reads the hosts file at path as Load does, demanding the
+// options in req on every host in the same pass (see ParseRequiring).
+func LoadRequiring(path string, req Requirements) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, ErrorList{ioError(path, "open hosts file", err)}
+	}
+	defer f.Close()
+	return ParseRequiring(path, f, req)
+}
+
+// missing lists what h lacks of r, one message each.
+func missing(h Host, r Requirements) []string {
+	var out []string
+	if r.InstanceID && h.InstanceID == "" {
+		out = append(out, "missing instance= (instance discovery is not available yet: give the EC2 instance ID, e.g. instance=i-0abc123def4567890)")
+	}
+	if r.Mounts && len(h.Mounts) == 0 {
+		out = append(out, "missing mounts= (mount discovery is not available yet: name the mount points to freeze, e.g. mounts=/data)")
+	}
+	if r.Volumes && len(h.Volumes) == 0 {
+		out = append(out, "missing volumes= (volume discovery is not available yet: name the EBS volumes that back the mounts)")
+	}
+	return out
+}
+
 func ioError(path, what string, err error) *Error {
 	msg := err.Error()
 	var pe *fs.PathError

@@ -142,13 +142,13 @@ func TestRequire(t *testing.T) {
 	}{
 		{Requirements{}, nil},
 		{all, []string{
-			"hosts.txt:2: missing instance= (instance discovery",
-			"hosts.txt:2: missing volumes= (volume discovery is not " +
+			"hosts.txt:2:1: missing instance= (instance discovery",
+			"hosts.txt:2:1: missing volumes= (volume discovery is not " +
 				"available yet: name the EBS volumes that back the mounts)",
-			"hosts.txt:4: missing mounts= (mount discovery",
+			"hosts.txt:4:1: missing mounts= (mount discovery",
 		}},
 		{Requirements{Volumes: true}, []string{
-			"hosts.txt:2: missing volumes=",
+			"hosts.txt:2:1: missing volumes=",
 		}},
 	}
 	for _, tt := range tests {
@@ -190,6 +190,26 @@ func TestParseNoCascade(t *testing.T) {
 		list := errorList(t, err)
 		if len(list) != 1 || !strings.HasPrefix(list[0].Error(), tt.want) {
 			t.Errorf("Parse(%q) = %q, want only %q...", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestParseRequiringReportsEverythingInOnePass(t *testing.T) {
+	in := "db1 instance=i-nothex mounts=/data volumes=vol-0123456789abcdef0\n" +
+		"db7\n" +
+		"db8 instance=i-0123456789abcdef0 mounts=relative\n"
+	_, err := ParseRequiring("h.txt", strings.NewReader(in),
+		Requirements{InstanceID: true, Mounts: true, Volumes: true})
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("ParseRequiring = %v, want an ErrorList", err)
+	}
+	want := []string{"h.txt:1:", "h.txt:2:1: missing instance=", "h.txt:2:1: missing mounts=",
+		"h.txt:2:1: missing volumes=", "h.txt:3:"}
+	got := err.Error()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("ParseRequiring errors lack %q:\n%s", w, got)
 		}
 	}
 }

@@ -23,7 +23,11 @@ const optionNames = "instance, mounts, volumes, region, user, port"
 
 // regionPattern matches Region names such as eu-west-1, us-gov-west-1 and
 // cn-north-1.
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+var regionPattern = regexp.MustCompile(`^[a-z]{2,}(-[a-z]+)+-[0-9]+$`)
+
+// ValidRegion reports whether s looks like an AWS Region name
+// (us-east-1, us-gov-west-1, eusc-de-east-1, …).
+func ValidRegion(s string) bool { return regionPattern.MatchString(s) }
 
 // parseInstanceID checks an EC2 instance ID.
 func parseInstanceID(s string) (string, error) {

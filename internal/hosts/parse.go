@@ -17,6 +17,12 @@ import (
 // Parse does not demand instance=, mounts= or volumes=; File.Require
 // does.
 func Parse(path string, r io.Reader) (*File, error) {
+	return ParseRequiring(path, r, Requirements{})
+}
+
+// ParseRequiring is Parse that also demands the options in req on every
+// host line, reporting missing ones together with every other error.
+func ParseRequiring(path string, r io.Reader, req Requirements) (*File, error) {
 	c := &collector{path: path}
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
@@ -31,6 +37,7 @@ func Parse(path string, r io.Reader) (*File, error) {
 
 	p := &parser{
 		c:         c,
+		req:       req,
 		dests:     make(map[string]int),
 		instances: make(map[string]int),
 	}
@@ -58,6 +65,7 @@ type parser struct {
 	hostLines int            // lines with a destination, valid or not
 	dests     map[string]int // destinationKey → line
 	instances map[string]int // instance ID → line
+	req       Requirements   // options every host line must have
 }
 
 // field is one whitespace-separated word of a line.
@@ -111,8 +119,17 @@ func (p *parser) parseLine(n int, line string) {
 		p.checkDuplicateDest(st, fields[0])
 	}
 	p.checkDuplicateInstance(st)
+	p.checkRequired(st)
 	if st.ok {
 		p.hosts = append(p.hosts, st.host)
+	}
+}
+
+// checkRequired reports the options the caller demands that the line lacks,
+// in the same pass as every other error, pointing at the destination.
+func (p *parser) checkRequired(st *lineState) {
+	for _, e := range missing(st.host, p.req) {
+		p.fail(st, 1, "%s", e)
 	}
 }
 

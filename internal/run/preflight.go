@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -46,6 +47,13 @@ func preflight(ctx context.Context, cfg *Config, fleet []*hostRun) error {
 		wg.Go(func() { describeRegion(ctx, cfg, region, byRegion[region]) })
 	}
 	wg.Wait()
+	// Credentials that EC2 refuses are the operator's configuration, not a
+	// host's problem: stop the run before any host is contacted.
+	for _, hr := range fleet {
+		if isCredentialError(hr.preflightErr) {
+			return hr.preflightErr
+		}
+	}
 
 	dryRuns(ctx, cfg, fleet)
 	for _, hr := range fleet {
@@ -103,13 +111,25 @@ func dryRuns(ctx context.Context, cfg *Config, fleet []*hostRun) {
 	wg.Wait()
 }
 
+// credentialCodes are the EC2 error codes that mean the caller's
+// credentials, not the request, are wrong.
+var credentialCodes = map[string]bool{
+	"AuthFailure": true, "InvalidClientTokenId": true, "SignatureDoesNotMatch": true,
+	"RequestExpired": true, "ExpiredToken": true, "UnrecognizedClientException": true,
+	"OptInRequired": true, "Blocked": true,
+}
+
+func isCredentialError(err error) bool {
+	var ae *snapshot.APIError
+	return errors.As(err, &ae) && credentialCodes[ae.Code]
+}
+
 // tags returns the tags every snapshot of the host gets at creation.
 func (hr *hostRun) tags() map[string]string {
-	t := map[string]string{}
+	t := map[string]string{"Name": "orchestrate " + hr.host.Destination}
 	for k, v := range hr.cfg.Tags {
-		t[k] = v
+		t[k] = v // --tag Name=... replaces the default Name
 	}
-	t["Name"] = "orchestrate " + hr.host.Destination
 	t[snapshot.TagRunID] = hr.cfg.RunID
 	t[snapshot.TagHost] = hr.host.Destination
 	t[snapshot.TagInstanceID] = hr.host.InstanceID

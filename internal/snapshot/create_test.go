@@ -188,7 +188,7 @@ func TestCreateVolumeRateLimit(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{"snapshot: CreateSnapshots: SnapshotCreationPerVolumeRateExceeded: ",
-		ae.Message, "\nhint: ", "15 seconds"} {
+		ae.Message, "; hint: ", "15 seconds"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Create() error %q, want it to contain %q", msg, want)
 		}

@@ -31,11 +31,12 @@ type APIError struct {
 }
 
 // Error returns "snapshot: Action: Code: Message", then the hint, if
-// any, on a line of its own starting with "hint: ".
+// any, as "; hint: ..." on the same line, so the error reads whole in a
+// table cell, a JSON string and a log line alike.
 func (e *APIError) Error() string {
 	s := "snapshot: " + e.Action + ": " + e.Code + ": " + e.Message
 	if e.Hint != "" {
-		s += "\nhint: " + e.Hint
+		s += "; hint: " + e.Hint
 	}
 	return s
 }

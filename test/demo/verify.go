@@ -31,7 +31,7 @@ func verify(url string, hosts []*demoHost, dir string) error {
 			if h.vol != s.VolumeID {
 				continue
 			}
-			img := filepath.Join(dir, s.ID+".img")
+			img := filepath.Join(dir, "snapshots", "export-"+s.ID+".img")
 			body, _ := json.Marshal(ec2sim.ExportRequest{SnapshotID: s.ID, Path: img})
 			r, err := http.Post(url+"/_ec2sim/export", "application/json", bytes.NewReader(body))
 			if err != nil {
