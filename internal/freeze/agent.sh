@@ -135,6 +135,7 @@ rm -rf "$me"
 mkdir "$me" || fail "nostate - cannot create $me"
 printf '%s\n' "$run_id" >"$me/run-id"
 : >"$me/frozen"
+: >"$me/freezing"
 : >"$me/locks"
 for dev in $devs; do
 	l=$state/fs.$(printf '%s' "$dev" | tr : _)
@@ -195,7 +196,7 @@ thaw_all() {
 		eval "p=\${frozen_$n}"
 		eval "idx=\${frozen_idx_$n}"
 		if out=$(fsfreeze -u -- "$p" 2>&1); then
-			say "THAWED $idx $(now_us)"
+			say "THAWED $idx"
 		else
 			failed=1
 			say "THAWFAIL $idx $(printf '%s' "$out" | tr '\n' ' ')"
@@ -258,7 +259,7 @@ IFS= read -r cmd || finish eof
 wd_script='
 sleep "$1"
 [ "$(cat "$2/run-id" 2>/dev/null)" = "$3" ] || exit 0
-while IFS= read -r p; do fsfreeze -u -- "$p"; done <"$2/frozen"
+cat "$2/frozen" "$2/freezing" | while IFS= read -r p; do fsfreeze -u -- "$p"; done
 exec 8>"$4/.mutex" && command -v flock >/dev/null 2>&1 && flock 8
 while IFS= read -r l; do
 [ "$(cat "$l/pid" 2>/dev/null)" = "$5" ] && rm -rf "$l"
@@ -277,24 +278,27 @@ watchdog=$!
 # While freezing, signals are only noted and acted on between mounts:
 # dash runs a trap as soon as a command substitution ends, which could be
 # after fsfreeze -f froze a mount and before it is counted. Each mount is
-# recorded before fsfreeze -f runs, so the watchdog and orchestrate thaw
-# know it even if this shell is killed in between; a failed freeze takes
-# it off the record again.
+# written to "freezing" before fsfreeze -f runs and moved to "frozen" once
+# it is frozen, so the watchdog and orchestrate thaw know it even if this
+# shell is killed in between; a failed freeze clears it. Only shell
+# builtins run between the first freeze and the last thaw, besides
+# fsfreeze itself and the two clock reads: a fork is milliseconds.
 pending=''
 trap 'pending=signal' HUP INT TERM
 trap 'pending=deadline' USR1
 i=0
 window_start=$(now_us)
 for p in "$@"; do
-	cp "$me/frozen" "$me/frozen.before"
-	printf '%s\n' "$p" >>"$me/frozen"
+	printf '%s\n' "$p" >"$me/freezing"
 	if out=$(fsfreeze -f -- "$p" 2>&1); then
+		printf '%s\n' "$p" >>"$me/frozen"
+		: >"$me/freezing"
 		eval "frozen_$count=\$p"
 		eval "frozen_idx_$count=$i"
 		count=$((count + 1))
-		say "FROZEN $i $(now_us)"
+		say "FROZEN $i"
 	else
-		mv "$me/frozen.before" "$me/frozen"
+		: >"$me/freezing"
 		case $out in
 		*busy* | *Busy*) say "ERR busy $i already frozen by someone else" ;;
 		*) say "ERR freeze $i $(printf '%s' "$out" | tr '\n' ' ')" ;;
@@ -304,11 +308,10 @@ for p in "$@"; do
 	[ -n "$pending" ] && break
 	i=$((i + 1))
 done
-rm -f "$me/frozen.before"
 trap 'finish signal' HUP INT TERM
 trap 'finish deadline' USR1
 [ -n "$pending" ] && finish "$pending"
-say "FROZE $(now_us)"
+say "FROZE"
 
 IFS= read -r cmd || finish eof
 case $cmd in

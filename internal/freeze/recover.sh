@@ -32,7 +32,15 @@ for d in "$state"/agent.*; do
 		continue
 	fi
 	ok=1
-	while IFS= read -r p; do
+	# One path a line, from frozen and from freezing (a mount whose freeze
+	# may have been under way); globbing off, so a path is only data.
+	list=$(cat "$d/frozen" "$d/freezing" 2>/dev/null)
+	set -f
+	saved_ifs=$IFS
+	IFS='
+'
+	for p in $list; do
+		IFS=$saved_ifs
 		[ -n "$p" ] || continue
 		if out=$(fsfreeze -u -- "$p" 2>&1); then
 			say "THAWED $run $p"
@@ -46,7 +54,9 @@ for d in "$state"/agent.*; do
 				;;
 			esac
 		fi
-	done <"$d/frozen"
+	done
+	IFS=$saved_ifs
+	set +f
 	[ "$ok" = 1 ] || { failures=$((failures + 1)); continue; }
 	while IFS= read -r l; do
 		[ "$(cat "$l/pid" 2>/dev/null)" = "$pid" ] && rm -rf "$l"

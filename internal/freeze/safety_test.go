@@ -332,3 +332,21 @@ func TestLoginShellOutputIsNotProtocol(t *testing.T) {
 		t.Errorf("Thaw returned without a thaw: %q", r.log())
 	}
 }
+
+func TestRecoverThawsAMountWhoseFreezeWasUnderWay(t *testing.T) {
+	mounts := mountDirs(t, "a b")
+	r := newLocalRunner(t, mounts...)
+	deadAgent(t, r, mounts[0], fakeDev(t, r, mounts[0]))
+	// Killed during fsfreeze -f: the mount is in freezing, not frozen.
+	me := filepath.Join(r.state, "agent.999999999")
+	os.Rename(filepath.Join(me, "frozen"), filepath.Join(me, "freezing"))
+	os.WriteFile(filepath.Join(me, "frozen"), nil, 0o600)
+
+	rec, err := Recover(context.Background(), r, "root", SudoNever)
+	if err != nil {
+		t.Fatalf("Recover = %v", err)
+	}
+	if len(rec.Thawed) != 1 || rec.Thawed[0].Mount != mounts[0] {
+		t.Errorf("Recover thawed %+v, want %s from the freezing record", rec.Thawed, mounts[0])
+	}
+}

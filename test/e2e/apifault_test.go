@@ -125,7 +125,7 @@ func testAPIThrottleRetried(t *testing.T) {
 	if n != 4 || throttled != 2 {
 		t.Errorf("real CreateSnapshots calls = %d with codes %q, want 4 (1 + 2 throttled + 1 retry that succeeded)", n, codes)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testAPIThrottleBeyondBudget(t *testing.T) {
@@ -143,7 +143,7 @@ func testAPIThrottleBeyondBudget(t *testing.T) {
 	if w := other.FreezeWindowMS; w == nil || *w > float64(freezeTimeout.Milliseconds()) {
 		t.Errorf("throttled host freeze window = %v ms, want measured and within the freeze timeout %v", w, freezeTimeout)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testAPIInternalErrorRetried(t *testing.T) {
@@ -160,7 +160,7 @@ func testAPIInternalErrorRetried(t *testing.T) {
 	if n != 3 || strings.Count(strings.Join(codes, " "), "InternalError") != 1 {
 		t.Errorf("real CreateSnapshots calls = %d with codes %q, want 3 with one InternalError", n, codes)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testAPIPermanentError(t *testing.T, code string) {
@@ -182,7 +182,7 @@ func testAPIPermanentError(t *testing.T, code string) {
 	if n, codes := realCreates(srv); n != 2 {
 		t.Errorf("real CreateSnapshots calls = %d with codes %q, want 2 (a %s is not retried)", n, codes, code)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testAPISnapshotErrorFailsWait(t *testing.T) {
@@ -208,7 +208,7 @@ func testAPISnapshotErrorFailsWait(t *testing.T) {
 		t.Errorf("host %s error %q does not say the snapshot is in state error", hr.Destination, hr.Error)
 	}
 	requireSucceeded(t, hostByInstance(t, rep, a1.instance))
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testAPILatencyBeyondFreezeTimeout(t *testing.T) {
@@ -219,7 +219,7 @@ func testAPILatencyBeyondFreezeTimeout(t *testing.T) {
 	start := time.Now()
 	res, rep, armed, other := apiRun(t, srv, url, first, "--freeze-timeout", freezeTimeout.String())
 	t.Logf("run took %v", time.Since(start))
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 	if res.code != 1 {
 		t.Errorf("exit code = %d, want 1", res.code)
 	}
@@ -274,5 +274,5 @@ func testAPIDeniedBeforeFreeze(t *testing.T) {
 	if n, _ := realCreates(srv); n != 0 {
 		t.Errorf("real CreateSnapshots calls = %d, want 0", n)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }

@@ -137,7 +137,7 @@ func testInputHostileMountPaths(t *testing.T) {
 	}
 	for _, h := range hs {
 		for _, fs := range h.fss {
-			if !fs.WriteProbe(time.Second) {
+			if !fs.WriteProbe(5 * time.Second) {
 				t.Errorf("%q not writable after the run", fs.Mount)
 			}
 		}
@@ -156,7 +156,7 @@ func testInputHostileMountPaths(t *testing.T) {
 			t.Errorf("marker files %q exist: a mount path ran as code", m)
 		}
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 // requireRefusedAtPrepare checks the host with instance id failed at
@@ -215,7 +215,7 @@ func testInputSymlinkRefused(t *testing.T) {
 	}
 	res, _ := refusedMountRun(t, link)
 	requireRefusedAtPrepare(t, res, world.hosts[0].instance, "symlink")
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testInputNotMountpointRefused(t *testing.T) {
@@ -225,13 +225,13 @@ func testInputNotMountpointRefused(t *testing.T) {
 	}
 	res, _ := refusedMountRun(t, dir)
 	requireRefusedAtPrepare(t, res, world.hosts[0].instance, "not a mount point")
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testInputRootRefused(t *testing.T) {
 	res, _ := refusedMountRun(t, "/")
 	requireRefusedAtPrepare(t, res, world.hosts[0].instance, "--allow-root-freeze")
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testInputChangedHostKeyRefused(t *testing.T) {
@@ -276,5 +276,5 @@ func testInputChangedHostKeyRefused(t *testing.T) {
 			t.Errorf("snapshot %s was made of the refused host", s.ID)
 		}
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }

@@ -340,7 +340,7 @@ func testProcSigintAtPrepare(t *testing.T) {
 	if n, _ := realCreates(srv); n != 0 {
 		t.Errorf("CreateSnapshots calls = %d, want 0", n)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testProcSignalAtAPICall(t *testing.T, sig syscall.Signal, times int) {
@@ -419,7 +419,7 @@ func testProcSignalAtAPICall(t *testing.T, sig syscall.Signal, times int) {
 				s.ID, s.VolumeID)
 		}
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testProcSigkillAtAPICall(t *testing.T) {
@@ -450,7 +450,7 @@ func testProcSigkillAtAPICall(t *testing.T) {
 			t.Logf("%s writable %v after the SIGKILL", fs.Mount, time.Since(killed))
 		}
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 // procInfo reads what the tests check of a process.
@@ -648,7 +648,7 @@ func testProcKillHostSide(t *testing.T, pick hostKill, mayConfirm bool) {
 	}
 	requireSucceeded(t, hostByInstance(t, rep, a1.instance))
 	runSnapshotsOfNotApplication(t, srv, rep.RunID, a0.instance)
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 // runSnapshotsOfNotApplication checks that no snapshot the emulator holds
@@ -723,7 +723,7 @@ func testProcThawCommandRecovers(t *testing.T) {
 	if len(thawedBy) != 1 {
 		t.Errorf("%s reported thawed by %v, want by exactly one host", a0.fss[0].Mount, thawedBy)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testProcThawCommandTouchesNothingElse(t *testing.T) {
@@ -755,7 +755,7 @@ func testProcThawCommandTouchesNothingElse(t *testing.T) {
 	if err := foreign.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testProcSecondRunRefused(t *testing.T) {
@@ -803,7 +803,7 @@ func testProcSecondRunRefused(t *testing.T) {
 	for _, hr := range parseReport(t, res.stdout).Hosts {
 		requireSucceeded(t, hr)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 // lockDir is the agent's lock directory for the filesystem at mount.
@@ -865,7 +865,7 @@ func testProcStaleLockTakenOver(t *testing.T) {
 	if _, err := os.Stat(l); err == nil {
 		t.Errorf("lock %s still there after the run, want taken over and released", l)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
 
 func testProcAlreadyFrozenLeftAlone(t *testing.T) {
@@ -901,5 +901,5 @@ func testProcAlreadyFrozenLeftAlone(t *testing.T) {
 	if err := foreign.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	requireWritable(t, time.Second)
+	requireWritable(t, 5*time.Second)
 }
