@@ -65,6 +65,7 @@ func hostsFlag() cli.Flag {
 // sshFlags are how every command that reaches hosts connects to them.
 func sshFlags() []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "ssh-config", Usage: "ssh_config `FILE` for HostName, User, Port, IdentityFile, ProxyJump, UserKnownHostsFile, StrictHostKeyChecking, ConnectTimeout, ServerAlive* (flags win over it)", Value: "~/.ssh/config", EnvVars: []string{"ORCHESTRATE_SSH_CONFIG"}},
 		&cli.StringSliceFlag{Name: "identity-file", Aliases: []string{"i"}, Usage: "SSH private key `FILE` (repeatable); default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa when no ssh-agent", EnvVars: []string{"ORCHESTRATE_IDENTITY_FILE"}},
 		&cli.StringFlag{Name: "known-hosts", Usage: "known_hosts `FILE` that host keys are checked against", Value: "~/.ssh/known_hosts", EnvVars: []string{"ORCHESTRATE_KNOWN_HOSTS"}},
 		&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "record the key of a host not in known_hosts (a changed key is always refused)", EnvVars: []string{"ORCHESTRATE_ACCEPT_NEW_HOST_KEYS"}},
@@ -162,7 +163,11 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	if err := checkSSHFiles(c); err != nil {
+	sshcfg, err := loadSSHConfig(c)
+	if err != nil {
+		return cfg, err
+	}
+	if err := checkSSHFiles(c, sshcfg != nil); err != nil {
 		return cfg, err
 	}
 
@@ -170,7 +175,8 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		RunID:           newRunID(),
 		Hosts:           file.Hosts,
 		SSH:             sshConfig(c, logger),
-		Port:            c.Int("port"),
+		SSHConfig:       sshcfg,
+		Explicit:        explicitFlags(c),
 		Sudo:            sudo,
 		PrepareTimeout:  c.Duration("prepare-timeout"),
 		FreezeTimeout:   c.Duration("freeze-timeout"),
@@ -210,21 +216,55 @@ func checkCommonFlags(c *cli.Context) (freeze.SudoMode, error) {
 	return sudo, nil
 }
 
+// loadSSHConfig reads --ssh-config. The default file may be missing, and
+// then there is none (nil).
+func loadSSHConfig(c *cli.Context) (*sshexec.SSHConfig, error) {
+	path := expandHome(c.String("ssh-config"))
+	if _, err := os.Stat(path); err != nil {
+		if c.IsSet("ssh-config") {
+			return nil, usageError("--ssh-config: %v", err)
+		}
+		return nil, nil
+	}
+	sc, err := sshexec.LoadConfig(path)
+	if err != nil {
+		return nil, usageError("--ssh-config: %v", err)
+	}
+	return sc, nil
+}
+
+// explicitFlags tells ssh_config which settings the operator gave as
+// flags (or their environment variables), which win over the file.
+func explicitFlags(c *cli.Context) sshexec.Explicit {
+	return sshexec.Explicit{
+		User:              c.IsSet("user"),
+		Port:              c.IsSet("port"),
+		IdentityFiles:     c.IsSet("identity-file"),
+		KnownHostsFiles:   c.IsSet("known-hosts"),
+		AcceptNewHostKeys: c.IsSet("accept-new-host-keys"),
+		ConnectTimeout:    c.IsSet("connect-timeout"),
+		KeepaliveInterval: c.IsSet("keepalive"),
+	}
+}
+
 // checkSSHFiles checks, before any host is contacted, that the SSH keys
-// and known_hosts file the flags name can be used.
-func checkSSHFiles(c *cli.Context) error {
+// and known_hosts file the flags name can be used. With an ssh_config in
+// play, keys and known_hosts files may come from it instead, so only the
+// files named by flags are checked.
+func checkSSHFiles(c *cli.Context, haveSSHConfig bool) error {
 	for _, f := range c.StringSlice("identity-file") {
 		if _, err := os.ReadFile(expandHome(f)); err != nil {
 			return usageError("--identity-file: %v", err)
 		}
 	}
 	if len(c.StringSlice("identity-file")) == 0 && os.Getenv("SSH_AUTH_SOCK") == "" &&
-		len(sshexec.DefaultIdentityFiles()) == 0 {
+		len(sshexec.DefaultIdentityFiles()) == 0 && !haveSSHConfig {
 		return usageError("no SSH key: pass --identity-file FILE, or start ssh-agent " +
 			"(SSH_AUTH_SOCK), or create ~/.ssh/id_ed25519")
 	}
 	kh := expandHome(c.String("known-hosts"))
-	if _, err := os.Stat(kh); err != nil && !c.Bool("accept-new-host-keys") {
+	if _, err := os.Stat(kh); err != nil && !c.Bool("accept-new-host-keys") &&
+		(c.IsSet("known-hosts") || !haveSSHConfig) {
 		return usageError("--known-hosts %s: %v (add the hosts' keys to it, "+
 			"e.g. with ssh-keyscan after checking them, or pass --accept-new-host-keys)",
 			kh, errors.Unwrap(err))
@@ -266,6 +306,7 @@ func sshConfig(c *cli.Context, logger *slog.Logger) sshexec.Config {
 	}
 	return sshexec.Config{
 		User:              c.String("user"),
+		Port:              c.Int("port"),
 		IdentityFiles:     ids,
 		UseAgent:          useAgent,
 		KnownHostsFiles:   []string{expandHome(c.String("known-hosts"))},

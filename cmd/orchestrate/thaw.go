@@ -56,17 +56,22 @@ func thawAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSSHFiles(c); err != nil {
+	sshcfg, err := loadSSHConfig(c)
+	if err != nil {
+		return err
+	}
+	if err := checkSSHFiles(c, sshcfg != nil); err != nil {
 		return err
 	}
 
 	rep := run.Thaw(c.Context, run.ThawConfig{
-		Hosts:    file.Hosts,
-		SSH:      sshConfig(c, logger),
-		Port:     c.Int("port"),
-		Sudo:     sudo,
-		Parallel: c.Int("parallel"),
-		Logger:   logger,
+		Hosts:     file.Hosts,
+		SSH:       sshConfig(c, logger),
+		SSHConfig: sshcfg,
+		Explicit:  explicitFlags(c),
+		Sudo:      sudo,
+		Parallel:  c.Int("parallel"),
+		Logger:    logger,
 	})
 	if err := printThawReport(c.App.Writer, c.String("output"), rep); err != nil {
 		return &exitError{code: exitHostFailed, err: err}

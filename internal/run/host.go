@@ -32,9 +32,6 @@ type hostRun struct {
 
 func newHostRun(cfg *Config, h hosts.Host) *hostRun {
 	t := sshexec.Target{Name: h.Destination, Addr: h.Addr, Port: h.Port, User: h.User}
-	if t.Port == 0 {
-		t.Port = cfg.Port
-	}
 	return &hostRun{
 		cfg:    cfg,
 		host:   h,
@@ -44,7 +41,7 @@ func newHostRun(cfg *Config, h hosts.Host) *hostRun {
 		rep: &HostReport{
 			Destination: h.Destination,
 			Line:        h.Line,
-			Address:     address(t),
+			Address:     address(t, cfg.SSH.Port),
 			InstanceID:  h.InstanceID,
 			Region:      h.Region,
 			Mounts:      h.Mounts,

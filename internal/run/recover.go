@@ -25,13 +25,14 @@ const (
 
 // ThawConfig is one `orchestrate thaw`.
 type ThawConfig struct {
-	Hosts    []hosts.Host
-	Dial     Dialer // nil dials with sshexec and SSH
-	SSH      sshexec.Config
-	Port     int
-	Sudo     freeze.SudoMode
-	Parallel int
-	Logger   *slog.Logger
+	Hosts     []hosts.Host
+	Dial      Dialer // nil dials with sshexec and SSH, as Config.Dial
+	SSH       sshexec.Config
+	SSHConfig *sshexec.SSHConfig
+	Explicit  sshexec.Explicit
+	Sudo      freeze.SudoMode
+	Parallel  int
+	Logger    *slog.Logger
 }
 
 // ThawReport is the result of `orchestrate thaw`.
@@ -80,20 +81,14 @@ func Thaw(ctx context.Context, cfg ThawConfig) *ThawReport {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Dial == nil {
-		ssh := cfg.SSH
-		cfg.Dial = func(ctx context.Context, t sshexec.Target) (Conn, error) {
-			return sshexec.Dial(ctx, t, ssh)
-		}
+		cfg.Dial = sshDialer(cfg.SSH, cfg.SSHConfig, cfg.Explicit)
 	}
 	rep := &ThawReport{Schema: ThawSchema, StartedAt: time.Now()}
 	sem := make(chan struct{}, cfg.Parallel)
 	var wg sync.WaitGroup
 	for _, h := range cfg.Hosts {
 		t := sshexec.Target{Name: h.Destination, Addr: h.Addr, Port: h.Port, User: h.User}
-		if t.Port == 0 {
-			t.Port = cfg.Port
-		}
-		hr := &ThawHostReport{Destination: h.Destination, Address: address(t),
+		hr := &ThawHostReport{Destination: h.Destination, Address: address(t, cfg.SSH.Port),
 			Thawed: []freeze.Record{}, NotFrozen: []freeze.Record{},
 			StillFrozen: []freeze.Record{}, Live: []freeze.Live{}}
 		rep.Hosts = append(rep.Hosts, hr)

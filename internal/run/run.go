@@ -54,11 +54,12 @@ type Config struct {
 	RunID string
 	Hosts []hosts.Host
 	EC2   EC2
-	// Dial opens connections; nil dials with sshexec and SSH.
-	Dial Dialer
-	SSH  sshexec.Config
-	// Port is the SSH port for hosts that name none; 0 means 22.
-	Port int
+	// Dial opens connections; nil dials with sshexec and SSH, after
+	// SSHConfig (when not nil) with Explicit marking the flags given.
+	Dial      Dialer
+	SSH       sshexec.Config
+	SSHConfig *sshexec.SSHConfig
+	Explicit  sshexec.Explicit
 
 	Sudo            freeze.SudoMode
 	PrepareTimeout  time.Duration // starting the agent, through its sync
@@ -105,12 +106,20 @@ func (c *Config) withDefaults() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Dial == nil {
-		cfg := c.SSH
-		c.Dial = func(ctx context.Context, t sshexec.Target) (Conn, error) {
-			return sshexec.Dial(ctx, t, cfg)
-		}
+		c.Dial = sshDialer(c.SSH, c.SSHConfig, c.Explicit)
 	}
 	return nil
+}
+
+// sshDialer dials with sshexec, applying ssh_config to each target first.
+func sshDialer(cfg sshexec.Config, sc *sshexec.SSHConfig, explicit sshexec.Explicit) Dialer {
+	return func(ctx context.Context, t sshexec.Target) (Conn, error) {
+		t, c, err := sc.Apply(t, cfg, explicit)
+		if err != nil {
+			return nil, err
+		}
+		return sshexec.Dial(ctx, t, c)
+	}
 }
 
 // Run runs cfg and returns its report. The error is a *ConfigError when the
@@ -158,9 +167,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// address renders a target for the report, with brackets for IPv6.
-func address(t sshexec.Target) string {
+// address renders a target for the report, with brackets for IPv6; a
+// target without a port shows the default one.
+func address(t sshexec.Target, defaultPort int) string {
 	port := t.Port
+	if port == 0 {
+		port = defaultPort
+	}
 	if port == 0 {
 		port = 22
 	}

@@ -20,6 +20,7 @@ import (
 type Client struct {
 	ep      endpoint
 	conn    *ssh.Client
+	hops    []*ssh.Client // jump host connections, first hop first
 	hostKey ssh.PublicKey
 	log     *slog.Logger
 
@@ -32,20 +33,28 @@ type Client struct {
 	cause error // why the connection ended; set once
 }
 
-// Dial connects to t, verifies its host key against cfg.KnownHostsFiles,
-// and authenticates with public keys. The whole of TCP connect, handshake
-// and authentication is bounded by cfg.ConnectTimeout and by ctx.
+// Dial connects to t, through the jump hosts of cfg.ProxyJump if any,
+// verifies each host key against cfg.KnownHostsFiles, and authenticates
+// with public keys. The whole of TCP connect, handshakes and
+// authentication, over every hop, is bounded by cfg.ConnectTimeout and
+// by ctx.
 //
-// Errors name the target. A refused host key is a *HostKeyError (matching
-// ErrHostKeyUnknown, ErrHostKeyChanged or ErrHostKeyRevoked), refused keys
-// an *AuthError (matching ErrAuth). Missing keys (ErrNoKey) and missing
-// known_hosts files (ErrNoKnownHosts) are reported before any connection
-// is made. A timeout matches context.DeadlineExceeded; cancellation
-// wraps ctx.Err(). Dial has no side effect on failure except that an
-// unknown key accepted under AcceptNewHostKeys stays recorded.
+// Errors name the target, and the jump host when one failed. A refused
+// host key is a *HostKeyError (matching ErrHostKeyUnknown,
+// ErrHostKeyChanged or ErrHostKeyRevoked), refused keys an *AuthError
+// (matching ErrAuth), for the target and for hops alike. Missing keys
+// (ErrNoKey) and missing known_hosts files (ErrNoKnownHosts) are reported
+// before any connection is made. A timeout matches
+// context.DeadlineExceeded; cancellation wraps ctx.Err(). Dial has no
+// side effect on failure except that an unknown key accepted under
+// AcceptNewHostKeys stays recorded; every connection it opened is closed.
 func Dial(ctx context.Context, t Target, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	ep, err := resolve(t, cfg)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := jumpSteps(ep, cfg.ProxyJump)
 	if err != nil {
 		return nil, err
 	}
@@ -56,30 +65,23 @@ func Dial(ctx context.Context, t Target, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	defer keys.close()
-	hk, err := newHostKeys(ep, cfg)
+	hks := make([]*hostKeys, len(steps))
+	for i, st := range steps {
+		if hks[i], err = newHostKeys(st, cfg); err != nil {
+			return nil, err
+		}
+	}
+
+	conns, err := connectChain(ctx, steps, hks, keys, cfg)
 	if err != nil {
 		return nil, err
 	}
-	algos := hk.algorithms()
-	cfg.Logger.Debug("ssh dial", "host", ep.label(), "user", ep.user,
-		"hostkeyalgos", strings.Join(algos, ","), "keys", len(keys.signers))
-
-	cc := &ssh.ClientConfig{
-		User: ep.user,
-		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(
-			func() ([]ssh.Signer, error) { return keys.signers, nil })},
-		HostKeyCallback:   hk.callback,
-		HostKeyAlgorithms: algos,
-	}
-	sc, err := handshake(ctx, ep, cc, cfg.ConnectTimeout)
-	if err != nil {
-		return nil, dialError(ctx, ep, hk, keys, cfg.ConnectTimeout, err)
-	}
-
+	last := len(conns) - 1
 	c := &Client{
 		ep:      ep,
-		conn:    sc,
-		hostKey: hk.verified,
+		conn:    conns[last],
+		hops:    conns[:last],
+		hostKey: hks[last].verified,
 		log:     cfg.Logger,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
@@ -88,45 +90,8 @@ func Dial(ctx context.Context, t Target, cfg Config) (*Client, error) {
 	go c.watch()
 	go c.keepalive(cfg.KeepaliveInterval, cfg.KeepaliveCountMax)
 	cfg.Logger.Debug("ssh connected", "host", ep.label(), "user", ep.user,
-		"hostkey", hk.verified.Type())
+		"hostkey", c.hostKey.Type(), "jumps", len(c.hops))
 	return c, nil
-}
-
-// handshake dials TCP and runs the SSH handshake under one deadline,
-// closing the connection if ctx ends first.
-func handshake(ctx context.Context, ep endpoint, cc *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	d := net.Dialer{Timeout: timeout, KeepAlive: tcpKeepAlive}
-	conn, err := d.DialContext(ctx, "tcp", ep.hostport)
-	if err != nil {
-		return nil, err
-	}
-
-	deadline, _ := ctx.Deadline()
-	if err := conn.SetDeadline(deadline); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sconn, chans, reqs, err := ssh.NewClientConn(conn, ep.hostport, cc)
-	if !stop() {
-		// ctx ended during the handshake and closed conn.
-		if err == nil {
-			sconn.Close()
-		}
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		sconn.Close()
-		return nil, err
-	}
-	return ssh.NewClient(sconn, chans, reqs), nil
 }
 
 // dialError turns a failed handshake into the error Dial returns.
@@ -172,8 +137,8 @@ func (c *Client) Err() error {
 	return c.cause
 }
 
-// Close closes the connection, ending any running Exec with an error, and
-// waits for the client's goroutines to stop. It is safe to call more than
+// Close closes the connection and those to its jump hosts, ending any
+// running Exec with an error, and waits for the client's goroutines to stop. It is safe to call more than
 // once; only the first call can return an error.
 func (c *Client) Close() error {
 	var err error
@@ -201,10 +166,14 @@ func (c *Client) setCause(err error) {
 	}
 }
 
-// watch closes done when the connection ends.
+// watch closes done when the connection ends, after closing the jump
+// host connections under it.
 func (c *Client) watch() {
 	defer c.wg.Done()
 	werr := c.conn.Wait()
+	for i := len(c.hops) - 1; i >= 0; i-- {
+		c.hops[i].Close()
+	}
 	if werr == nil {
 		werr = errors.New("closed by the server")
 	}

@@ -32,8 +32,12 @@ type Target struct {
 // Config holds the settings shared by every connection of a run. The zero
 // value of each duration or count selects its default.
 type Config struct {
-	// User is the default remote user.
+	// User is the default remote user of the target. It does not apply
+	// to ProxyJump hops, which log in as their own user or the local one.
 	User string
+	// Port is the default port of a target that names none; 0 means 22.
+	// It does not apply to ProxyJump hops, which default to 22.
+	Port int
 	// IdentityFiles are private key files. A missing or unreadable file
 	// is an error naming it. A passphrase-protected key is an error naming
 	// the file, unless ssh-agent holds the same public key, in which case
@@ -60,8 +64,23 @@ type Config struct {
 	// KeepaliveCountMax is how many intervals may pass without any reply
 	// before the connection is closed with ErrConnectionLost.
 	KeepaliveCountMax int
+	// ProxyJump lists the jump hosts to go through, first hop first, as
+	// ssh -J does; empty means a direct connection. Each hop's host key
+	// is checked against KnownHostsFiles under its own host:port, and
+	// each hop authenticates with the same keys as the target. A hop's
+	// empty User means the local user, its zero Port 22. The hop targets
+	// do not get Config.User or Config.Port.
+	ProxyJump []Target
 	// Logger receives debug and warning events; nil discards them.
 	Logger *slog.Logger
+}
+
+// logger returns cfg.Logger, or a logger that discards when it is nil.
+func (cfg Config) logger() *slog.Logger {
+	if cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return cfg.Logger
 }
 
 // withDefaults returns cfg with zero fields replaced by their defaults.
@@ -138,6 +157,9 @@ func resolve(t Target, cfg Config) (endpoint, error) {
 		return endpoint{}, fmt.Errorf("sshexec: connect to %q: empty address", t.Name)
 	}
 	port := t.Port
+	if port == 0 {
+		port = cfg.Port
+	}
 	if port == 0 {
 		port = 22
 	}

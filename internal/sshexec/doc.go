@@ -1,7 +1,9 @@
 // Package sshexec is orchestrate's SSH client: it dials one host, checks
 // its host key strictly against known_hosts, authenticates with key files
 // or ssh-agent, and runs one command at a time over that single
-// connection, reporting the command's exit status.
+// connection, reporting the command's exit status. It can go through
+// ProxyJump hosts (each host key checked like the target's) and apply an
+// ssh_config file (LoadConfig, SSHConfig.Apply).
 //
 // Safety stance: a host key that is unknown, changed or revoked is never
 // accepted silently; an unknown key is recorded only when the caller asks
@@ -15,8 +17,10 @@
 // thaw.
 package sshexec
 
-// TODO(sshconfig): ~/.ssh/config (HostName, User, Port, IdentityFile,
-// UserKnownHostsFile) is not read; callers pass resolved values.
-// TODO(jump): ProxyJump is not supported; Dial connects directly. A jump
-// host needs a handshake bounded by a goroutine, since tunnelled
-// connections have no deadlines.
+// TODO(sshconfig): only the file given to LoadConfig is read, not
+// /etc/ssh/ssh_config; Match supports host and all only (the parser
+// refuses exec, user, localuser, originalhost, canonical and final), and
+// "Match host" matches the alias, not the HostName as OpenSSH does.
+// TODO(jump): a ProxyJump hop's own ProxyJump in ssh_config is not
+// followed, and every hop uses the target's keys and known_hosts files
+// rather than its own IdentityFile and UserKnownHostsFile.

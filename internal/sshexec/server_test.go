@@ -47,6 +47,12 @@ type testServer struct {
 	requests []string // "global:TYPE", "channel:TYPE", "session:TYPE"
 	execs    []string
 
+	// forwardTo lists the host:port destinations a direct-tcpip channel
+	// may reach; nil refuses every channel but sessions.
+	forwardTo map[string]bool
+	forwards  []string      // direct-tcpip destinations asked for
+	ended     chan struct{} // one value per connection that ended
+
 	keepalives chan struct{} // one value per keepalive, when not full
 	started    chan string   // command, when it starts
 	inputEnded chan string   // command, when its stdin reaches EOF
@@ -67,6 +73,7 @@ func newTestServer(t *testing.T, hostKeys []ssh.Signer, allowed ...ssh.PublicKey
 		hostKeys:   hostKeys,
 		allowed:    allowed,
 		keepalives: make(chan struct{}, 100),
+		ended:      make(chan struct{}, 100),
 		started:    make(chan string, 100),
 		inputEnded: make(chan string, 100),
 	}
@@ -162,6 +169,12 @@ func (s *testServer) serve() {
 
 func (s *testServer) handle(conn net.Conn) {
 	defer s.wg.Done()
+	defer func() {
+		select {
+		case s.ended <- struct{}{}:
+		default:
+		}
+	}()
 	defer conn.Close()
 	sc, chans, reqs, err := ssh.NewServerConn(conn, s.config())
 	if err != nil {
@@ -185,6 +198,10 @@ func (s *testServer) handle(conn net.Conn) {
 	}()
 	for nc := range chans {
 		s.record("channel", nc.ChannelType())
+		if nc.ChannelType() == "direct-tcpip" {
+			s.forward(nc)
+			continue
+		}
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "only sessions")
 			continue
@@ -196,6 +213,71 @@ func (s *testServer) handle(conn net.Conn) {
 		s.wg.Add(1)
 		go s.session(conn, ch, creqs)
 	}
+}
+
+// forward serves a direct-tcpip channel to an allowed destination,
+// recording every destination asked for.
+func (s *testServer) forward(nc ssh.NewChannel) {
+	var p struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
+		nc.Reject(ssh.ConnectionFailed, "bad direct-tcpip request")
+		return
+	}
+	dest := net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port)))
+	s.mu.Lock()
+	s.forwards = append(s.forwards, dest)
+	allowed := s.forwardTo[dest]
+	s.mu.Unlock()
+	if !allowed {
+		nc.Reject(ssh.Prohibited, "forwarding to "+dest+" not allowed")
+		return
+	}
+	out, err := net.Dial("tcp", dest)
+	if err != nil {
+		nc.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		out.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		io.Copy(out, ch)
+		out.Close()
+	}()
+	go func() {
+		defer s.wg.Done()
+		io.Copy(ch, out)
+		ch.Close()
+	}()
+}
+
+// allowForward lets direct-tcpip channels reach the given host:ports.
+func (s *testServer) allowForward(dests ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forwardTo == nil {
+		s.forwardTo = map[string]bool{}
+	}
+	for _, d := range dests {
+		s.forwardTo[d] = true
+	}
+}
+
+// forwarded returns the direct-tcpip destinations asked for so far.
+func (s *testServer) forwarded() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.forwards...)
 }
 
 // session answers a session's requests and runs its exec command.
