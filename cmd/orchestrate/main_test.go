@@ -24,6 +24,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("AWS_CONFIG_FILE", env.WorkDir+"/no-aws-config")
 			env.Setenv("AWS_SHARED_CREDENTIALS_FILE", env.WorkDir+"/no-aws-credentials")
 			env.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			env.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
 			env.Setenv("SSH_AUTH_SOCK", "")
 			return nil
 		},

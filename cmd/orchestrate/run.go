@@ -16,6 +16,7 @@ import (
 
 	"github.com/orchestrate-dev/orchestrate/internal/freeze"
 	"github.com/orchestrate-dev/orchestrate/internal/hosts"
+	"github.com/orchestrate-dev/orchestrate/internal/identify"
 	"github.com/orchestrate-dev/orchestrate/internal/run"
 	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
 	"github.com/orchestrate-dev/orchestrate/internal/sshexec"
@@ -45,6 +46,8 @@ func runFlags() []cli.Flag {
 	flags := []cli.Flag{hostsFlag()}
 	flags = append(flags, sshFlags()...)
 	flags = append(flags,
+		&cli.StringFlag{Name: "verify-identity", Usage: "check each host is the instance the hosts file names, from its own metadata: auto (skip with a warning when unreadable), require, off", Value: "auto", EnvVars: []string{"ORCHESTRATE_VERIFY_IDENTITY"}},
+		&cli.StringFlag{Name: "metadata-endpoint", Usage: "instance metadata `URL` the HOSTS read their identity from", Value: identify.DefaultEndpoint, EnvVars: []string{"ORCHESTRATE_METADATA_ENDPOINT", identify.EndpointEnv}},
 		&cli.DurationFlag{Name: "prepare-timeout", Usage: "limit on starting the agent on a host, its sync included (nothing is frozen yet)", Value: 2 * time.Minute, EnvVars: []string{"ORCHESTRATE_PREPARE_TIMEOUT"}},
 		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
 		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
@@ -145,6 +148,15 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 			return cfg, usageError("--%s %v: want a duration above zero", name, d)
 		}
 	}
+	switch v := c.String("verify-identity"); v {
+	case "auto", "require", "off":
+	default:
+		return cfg, usageError("--verify-identity %q: want auto, require or off", v)
+	}
+	if u, err := url.Parse(c.String("metadata-endpoint")); err != nil ||
+		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return cfg, usageError("--metadata-endpoint %q: want http(s)://HOST[:PORT]", c.String("metadata-endpoint"))
+	}
 	if r := c.String("region"); r != "" && !hosts.ValidRegion(r) {
 		return cfg, usageError("--region %q: want a Region name such as eu-west-1", r)
 	}
@@ -178,6 +190,8 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		SSHConfig:       sshcfg,
 		Explicit:        explicitFlags(c),
 		Sudo:            sudo,
+		VerifyIdentity:  c.String("verify-identity"),
+		Identity:        identify.Options{Endpoint: c.String("metadata-endpoint")},
 		PrepareTimeout:  c.Duration("prepare-timeout"),
 		FreezeTimeout:   c.Duration("freeze-timeout"),
 		AllowRootFreeze: c.Bool("allow-root-freeze"),

@@ -2,12 +2,14 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/orchestrate-dev/orchestrate/internal/freeze"
 	"github.com/orchestrate-dev/orchestrate/internal/hosts"
+	"github.com/orchestrate-dev/orchestrate/internal/identify"
 	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
 	"github.com/orchestrate-dev/orchestrate/internal/sshexec"
 )
@@ -66,6 +68,10 @@ func (hr *hostRun) pipeline(ctx context.Context) {
 	defer conn.Close()
 	hr.log.Info("connected", "elapsed", time.Since(start))
 
+	if !hr.identify(ctx, conn) {
+		return
+	}
+
 	// Nothing is frozen until Start returns, so its bound can be generous:
 	// it covers the agent's sync, which flushes every dirty page first.
 	start = time.Now()
@@ -102,6 +108,35 @@ func (hr *hostRun) pipeline(ctx context.Context) {
 	if hr.cfg.Wait && len(snaps) > 0 && hr.rep.Status == StatusSucceeded {
 		hr.wait(ctx, snaps)
 	}
+}
+
+// identify checks, before anything is frozen, that the host is the
+// instance the hosts file names: it reads its own instance ID without
+// credentials. It reports whether the pipeline may go on.
+func (hr *hostRun) identify(ctx context.Context, conn Conn) bool {
+	if hr.cfg.VerifyIdentity == "off" {
+		return true
+	}
+	start := time.Now()
+	id, err := identify.Read(ctx, conn, hr.cfg.Identity)
+	if err == nil {
+		err = identify.Check(id, hr.host.InstanceID)
+	}
+	if errors.Is(err, identify.ErrUnavailable) && hr.cfg.VerifyIdentity == "auto" {
+		hr.rep.step(StepIdentify, start, nil)
+		hr.rep.Steps[len(hr.rep.Steps)-1].Status = StepSkipped
+		hr.rep.Warnings = append(hr.rep.Warnings, "the host's instance ID could "+
+			"not be read, so it was not checked (--verify-identity require "+
+			"makes this an error): "+err.Error())
+		return true
+	}
+	hr.rep.step(StepIdentify, start, err)
+	if err != nil {
+		hr.rep.fail(StepIdentify, err)
+		return false
+	}
+	hr.log.Info("identified", "source", id.Source)
+	return true
 }
 
 // freezeAndSnapshot freezes, makes the one CreateSnapshots call, and thaws

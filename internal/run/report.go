@@ -20,6 +20,7 @@ const (
 const (
 	StepPreflight = "preflight"
 	StepConnect   = "connect"
+	StepIdentify  = "identify"
 	StepPrepare   = "prepare"
 	StepFreeze    = "freeze"
 	StepSnapshot  = "snapshot"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/orchestrate-dev/orchestrate/internal/freeze"
 	"github.com/orchestrate-dev/orchestrate/internal/hosts"
+	"github.com/orchestrate-dev/orchestrate/internal/identify"
 	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
 	"github.com/orchestrate-dev/orchestrate/internal/sshexec"
 )
@@ -61,6 +62,12 @@ type Config struct {
 	SSHConfig *sshexec.SSHConfig
 	Explicit  sshexec.Explicit
 
+	// VerifyIdentity is "auto" (check the host's own instance ID when it
+	// can be read, warn when it cannot), "require" (fail the host when it
+	// cannot be read) or "off". Identity says where the host reads it.
+	VerifyIdentity string
+	Identity       identify.Options
+
 	Sudo            freeze.SudoMode
 	PrepareTimeout  time.Duration // starting the agent, through its sync
 	FreezeTimeout   time.Duration // the agent's hard deadline
@@ -89,6 +96,13 @@ func (c *Config) withDefaults() error {
 	}
 	if c.FreezeTimeout < 3*time.Second {
 		return fmt.Errorf("run: freeze timeout %v is too short (at least 3s)", c.FreezeTimeout)
+	}
+	switch c.VerifyIdentity {
+	case "":
+		c.VerifyIdentity = "auto"
+	case "auto", "require", "off":
+	default:
+		return fmt.Errorf("run: identity check %q: want auto, require or off", c.VerifyIdentity)
 	}
 	if c.PrepareTimeout <= 0 {
 		c.PrepareTimeout = 2 * time.Minute

@@ -185,7 +185,10 @@ func runOrchestrate(bin string, args []string, home string) error {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
 		"AWS_ACCESS_KEY_ID=" + accessKey, "AWS_SECRET_ACCESS_KEY=" + secretKey,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true"}
+		"AWS_EC2_METADATA_DISABLED=true",
+		// The demo hosts are this machine: no identity probe may reach a
+		// real metadata address; a closed loopback port makes it unavailable.
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1"}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("orchestrate run failed: %w", err)

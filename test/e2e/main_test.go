@@ -238,6 +238,9 @@ func orchestrate(t *testing.T, endpoint string, args ...string) result {
 		"AWS_CONFIG_FILE=" + filepath.Join(home, "none"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
 		"AWS_EC2_METADATA_DISABLED=true",
+		// The hosts are this machine: their identity probe must never
+		// reach a real metadata address.
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + noMetadata,
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -265,3 +268,8 @@ func requireWritable(t *testing.T, d time.Duration) {
 		}
 	}
 }
+
+// noMetadata is the metadata endpoint every e2e run gives the hosts: a
+// closed loopback port, so an identity probe finds nothing and never
+// reaches a real metadata address. Tests of identity pass their own.
+const noMetadata = "http://127.0.0.1:1"

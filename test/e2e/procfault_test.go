@@ -91,6 +91,9 @@ func binEnv(home string) []string {
 		"AWS_CONFIG_FILE=" + filepath.Join(home, "none"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
 		"AWS_EC2_METADATA_DISABLED=true",
+		// The hosts are this machine: their identity probe must never
+		// reach a real metadata address.
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + noMetadata,
 	}
 }
 
