@@ -50,6 +50,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "metadata-endpoint", Usage: "instance metadata `URL` the HOSTS read their identity from", Value: identify.DefaultEndpoint, EnvVars: []string{"ORCHESTRATE_METADATA_ENDPOINT", identify.EndpointEnv}},
 		&cli.DurationFlag{Name: "prepare-timeout", Usage: "limit on starting the agent on a host, its sync included (nothing is frozen yet)", Value: 2 * time.Minute, EnvVars: []string{"ORCHESTRATE_PREPARE_TIMEOUT"}},
 		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
+		&cli.StringFlag{Name: "closure", Usage: "when discovery finds a filesystem that shares a volume with a chosen one: freeze it too, or fail the host", Value: "freeze", EnvVars: []string{"ORCHESTRATE_CLOSURE"}},
 		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
 		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
 		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` for hosts without region= (default: the SDK's, AWS_REGION)", EnvVars: []string{"ORCHESTRATE_REGION"}},
@@ -148,6 +149,11 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 			return cfg, usageError("--%s %v: want a duration above zero", name, d)
 		}
 	}
+	switch v := c.String("closure"); v {
+	case "freeze", "fail":
+	default:
+		return cfg, usageError("--closure %q: want freeze or fail", v)
+	}
 	switch v := c.String("verify-identity"); v {
 	case "auto", "require", "off":
 	default:
@@ -170,8 +176,7 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		return cfg, err
 	}
 
-	file, err := loadHosts(c.String("hosts"), hosts.Requirements{
-		InstanceID: true, Mounts: true, Volumes: true})
+	file, err := loadHosts(c.String("hosts"), hosts.Requirements{InstanceID: true})
 	if err != nil {
 		return cfg, err
 	}
@@ -195,6 +200,7 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		PrepareTimeout:  c.Duration("prepare-timeout"),
 		FreezeTimeout:   c.Duration("freeze-timeout"),
 		AllowRootFreeze: c.Bool("allow-root-freeze"),
+		Closure:         c.String("closure"),
 		Parallel:        c.Int("parallel"),
 		Tags:            tags,
 		Wait:            c.Bool("wait"),

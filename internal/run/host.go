@@ -28,6 +28,7 @@ type hostRun struct {
 	log    *slog.Logger
 	rep    *HostReport
 
+	inst         *snapshot.Instance // from the fleet's describe
 	plan         *snapshot.Request
 	preflightErr error
 }
@@ -69,6 +70,12 @@ func (hr *hostRun) pipeline(ctx context.Context) {
 	hr.log.Info("connected", "elapsed", time.Since(start))
 
 	if !hr.identify(ctx, conn) {
+		return
+	}
+	if hr.needsDiscovery() && !hr.discover(ctx, conn) {
+		return
+	}
+	if hr.cfg.PlanOnly {
 		return
 	}
 

@@ -86,6 +86,10 @@ func describeRegion(ctx context.Context, cfg *Config, region string, group []*ho
 				"(wrong Region, or terminated?)", hr.host.InstanceID, region)
 			continue
 		}
+		hr.inst = &inst
+		if hr.needsDiscovery() {
+			continue // planned on the host, after discovery
+		}
 		hr.plan, hr.preflightErr = snapshot.Plan(inst, hr.host.Volumes,
 			hr.tags(), hr.description())
 	}
@@ -97,7 +101,7 @@ func dryRuns(ctx context.Context, cfg *Config, fleet []*hostRun) {
 	sem := make(chan struct{}, cfg.Parallel)
 	var wg sync.WaitGroup
 	for _, hr := range fleet {
-		if hr.preflightErr != nil {
+		if hr.preflightErr != nil || hr.plan == nil {
 			continue
 		}
 		wg.Go(func() {

@@ -2,6 +2,8 @@ package run
 
 import (
 	"time"
+
+	"github.com/orchestrate-dev/orchestrate/internal/discover"
 )
 
 // Schema names the version of the JSON report. It changes only when a
@@ -70,6 +72,9 @@ type HostReport struct {
 	// Warnings are things the operator should know that did not fail the
 	// host, e.g. snapshots of the run found after an unknown outcome.
 	Warnings []string `json:"warnings,omitempty"`
+	// Plan is what discovery found and chose, for hosts whose hosts-file
+	// line does not name both mounts= and volumes=.
+	Plan *discover.Plan `json:"plan,omitempty"`
 }
 
 // SnapshotReport is one snapshot of a host.

@@ -73,12 +73,18 @@ type Config struct {
 	FreezeTimeout   time.Duration // the agent's hard deadline
 	ThawTimeout     time.Duration // how long to wait for a thaw to be confirmed
 	AllowRootFreeze bool
-	Parallel        int
-	Tags            map[string]string // --tag, added to every snapshot
-	Wait            bool
-	WaitTimeout     time.Duration
-	WaitOptions     snapshot.WaitOptions
-	Logger          *slog.Logger
+	// Closure is what discovery does with a filesystem that shares a
+	// volume with a chosen one: "freeze" it too (default) or "fail".
+	Closure string
+	// PlanOnly stops each host after planning: nothing is frozen and
+	// nothing is created (orchestrate plan).
+	PlanOnly    bool
+	Parallel    int
+	Tags        map[string]string // --tag, added to every snapshot
+	Wait        bool
+	WaitTimeout time.Duration
+	WaitOptions snapshot.WaitOptions
+	Logger      *slog.Logger
 }
 
 // ConfigError means the run could not start: nothing was done on any host.

@@ -207,7 +207,8 @@ func fleet(n int) []hosts.Host {
 func testConfig(ev *events, ec2 *fakeEC2, agents map[string]*fakeAgent, n int) Config {
 	return Config{
 		RunID: "run-1", Hosts: fleet(n), EC2: ec2, FreezeTimeout: 5 * time.Second,
-		ThawTimeout: 500 * time.Millisecond,
+		VerifyIdentity: "off", // the fake agent speaks only the freeze protocol
+		ThawTimeout:    500 * time.Millisecond,
 		Dial: func(_ context.Context, t sshexec.Target) (Conn, error) {
 			if a, ok := agents[t.Name]; ok {
 				return a, nil

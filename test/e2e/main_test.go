@@ -225,8 +225,14 @@ type result struct {
 // environment (and nowhere else), isolated from any real AWS or SSH config.
 func orchestrate(t *testing.T, endpoint string, args ...string) result {
 	t.Helper()
+	return orchestrateVerb(t, "run", endpoint, args...)
+}
+
+// orchestrateVerb is orchestrate for another command taking run's flags.
+func orchestrateVerb(t *testing.T, verb, endpoint string, args ...string) result {
+	t.Helper()
 	home := t.TempDir()
-	base := []string{"run", "--endpoint-url", endpoint, "--region", testRegion,
+	base := []string{verb, "--endpoint-url", endpoint, "--region", testRegion,
 		"--known-hosts", world.sshd.KnownHostsPath, "-i", world.user.KeyPath,
 		"--user", world.user.Name, "--port", fmt.Sprint(world.sshd.Port)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
