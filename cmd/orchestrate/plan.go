@@ -67,6 +67,9 @@ func planAction(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 	cfg.EC2 = ec2
+	if err := hostsFromFilter(c, &cfg, ec2); err != nil {
+		return err
+	}
 
 	rep, err := run.Run(c.Context, cfg)
 	if err != nil {

@@ -43,7 +43,7 @@ func runCommand() *cli.Command {
 }
 
 func runFlags() []cli.Flag {
-	flags := []cli.Flag{hostsFlag()}
+	flags := append([]cli.Flag{hostsFlag()}, targetFlags()...)
 	flags = append(flags, sshFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "verify-identity", Usage: "check each host is the instance the hosts file names, from its own metadata: auto (skip with a warning when unreadable), require, off", Value: "auto", EnvVars: []string{"ORCHESTRATE_VERIFY_IDENTITY"}},
@@ -63,7 +63,16 @@ func runFlags() []cli.Flag {
 }
 
 func hostsFlag() cli.Flag {
-	return &cli.StringFlag{Name: "hosts", Aliases: []string{"H"}, Usage: "hosts `FILE` (required)", EnvVars: []string{"ORCHESTRATE_HOSTS"}}
+	return &cli.StringFlag{Name: "hosts", Aliases: []string{"H"}, Usage: "hosts `FILE` (or --filter)", EnvVars: []string{"ORCHESTRATE_HOSTS"}}
+}
+
+// targetFlags choose hosts from EC2 instead of a file, and how a host
+// named by its instance ID is reached.
+func targetFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "filter", Usage: "take the hosts from EC2: running instances matching `NAME=VALUE` (e.g. tag:backup=daily; repeatable, all must match) instead of --hosts", EnvVars: []string{"ORCHESTRATE_FILTER"}},
+		&cli.StringFlag{Name: "address", Usage: "how to reach a host named by its instance ID: private, public or dns", Value: "private", EnvVars: []string{"ORCHESTRATE_ADDRESS"}},
+	}
 }
 
 // sshFlags are how every command that reaches hosts connects to them.
@@ -117,6 +126,9 @@ func runAction(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 	cfg.EC2 = ec2
+	if err := hostsFromFilter(c, &cfg, ec2); err != nil {
+		return err
+	}
 
 	stop := notifyInterrupt(c, logger)
 	defer stop()
@@ -176,9 +188,25 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 		return cfg, err
 	}
 
-	file, err := loadHosts(c.String("hosts"), hosts.Requirements{InstanceID: true})
-	if err != nil {
-		return cfg, err
+	switch v := c.String("address"); v {
+	case "private", "public", "dns":
+	default:
+		return cfg, usageError("--address %q: want private, public or dns", v)
+	}
+	var hostList []hosts.Host
+	if len(c.StringSlice("filter")) > 0 {
+		if c.String("hosts") != "" {
+			return cfg, usageError("--hosts and --filter: choose one way to list the hosts")
+		}
+		if _, err := parseFilters(c.StringSlice("filter")); err != nil {
+			return cfg, err
+		}
+	} else {
+		file, err := loadHosts(c.String("hosts"), hosts.Requirements{})
+		if err != nil {
+			return cfg, err
+		}
+		hostList = file.Hosts
 	}
 	sshcfg, err := loadSSHConfig(c)
 	if err != nil {
@@ -190,7 +218,8 @@ func runConfig(c *cli.Context, logger *slog.Logger) (run.Config, error) {
 
 	cfg = run.Config{
 		RunID:           newRunID(),
-		Hosts:           file.Hosts,
+		Hosts:           hostList,
+		Address:         c.String("address"),
 		SSH:             sshConfig(c, logger),
 		SSHConfig:       sshcfg,
 		Explicit:        explicitFlags(c),
@@ -294,7 +323,7 @@ func checkSSHFiles(c *cli.Context, haveSSHConfig bool) error {
 
 func loadHosts(path string, req hosts.Requirements) (*hosts.File, error) {
 	if path == "" {
-		return nil, usageError("--hosts FILE is required")
+		return nil, usageError("--hosts FILE is required (or, for run, plan and check, --filter NAME=VALUE)")
 	}
 	file, err := hosts.LoadRequiring(path, req)
 	if err != nil {
@@ -380,4 +409,45 @@ func notifyInterrupt(c *cli.Context, logger *slog.Logger) func() {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// parseFilters reads --filter NAME=VALUE flags into EC2 filters; a name
+// given twice accepts either value.
+func parseFilters(specs []string) (map[string][]string, error) {
+	f := map[string][]string{}
+	for _, s := range specs {
+		name, value, ok := strings.Cut(s, "=")
+		if !ok || name == "" || value == "" {
+			return nil, usageError("--filter %q: want NAME=VALUE, e.g. tag:backup=daily", s)
+		}
+		f[name] = append(f[name], value)
+	}
+	if _, ok := f["instance-state-name"]; !ok {
+		f["instance-state-name"] = []string{"running"}
+	}
+	return f, nil
+}
+
+// hostsFromFilter lists the hosts from EC2 when --filter is given: each
+// matching instance becomes a host named by its instance ID.
+func hostsFromFilter(c *cli.Context, cfg *run.Config, ec2 *snapshot.Client) error {
+	if len(c.StringSlice("filter")) == 0 {
+		return nil
+	}
+	filters, err := parseFilters(c.StringSlice("filter"))
+	if err != nil {
+		return err
+	}
+	insts, err := ec2.Find(c.Context, c.String("region"), filters)
+	if err != nil {
+		return usageError("--filter: %v", err)
+	}
+	if len(insts) == 0 {
+		return usageError("--filter %s: no running instance matches", strings.Join(c.StringSlice("filter"), " "))
+	}
+	for _, in := range insts {
+		cfg.Hosts = append(cfg.Hosts, hosts.Host{Destination: in.ID, Addr: in.ID,
+			InstanceID: in.ID, Region: in.Region})
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ type Options struct {
 type Plan struct {
 	// Mounts is every filesystem to freeze, one per superblock, in freeze
 	// order.
-	Mounts []PlannedMount
+	Mounts []PlannedMount `json:"mounts"`
 	// Freeze is the mount point of each entry of Mounts, in the same
 	// order: deepest mount point first, so a filesystem mounted under
 	// another is frozen before it and thawed (in reverse) after it.
@@ -52,40 +52,45 @@ type Plan struct {
 	// runs while they are frozen. It is also the safe order for a
 	// filesystem image stored in a parent and loop-mounted beneath it,
 	// whose flush on freeze writes to the parent.
-	Freeze []string
+	Freeze []string `json:"freeze"`
 	// Volumes are the EBS volumes to snapshot, sorted: exactly those
 	// behind Freeze.
-	Volumes []string
+	Volumes []string `json:"volumes"`
 	// Skipped are the filesystems found but not frozen, each with why,
 	// for a plan display. Kernel pseudo filesystems (proc, sysfs, cgroup
 	// and the like) are left out.
-	Skipped []PlannedMount
+	Skipped []PlannedMount `json:"skipped"`
 	// Problems is every reason to refuse the host. Resolve returns a
 	// *PlanError when there is any; Mounts, Freeze and Volumes then show
 	// what was considered, for display only, and must not be acted on.
-	Problems []Problem
+	Problems []Problem `json:"problems"`
 }
 
 // PlannedMount is one filesystem in a Plan.
 type PlannedMount struct {
 	// Target is the mount point the filesystem is frozen through.
-	Target, FSType, Source string
+	Target string `json:"target"`
+	FSType string `json:"fstype"`
+	Source string `json:"source"`
 	// Aliases are its other mount points (bind mounts, repeated mounts,
 	// btrfs subvolumes): one superblock, frozen once through Target.
-	Aliases []string
+	Aliases []string `json:"aliases,omitempty"`
 	// Disks are the whole disks it sits on, by kernel name, sorted.
-	Disks []string
+	Disks []string `json:"disks"`
 	// Volumes are the EBS volumes behind Disks, sorted.
-	Volumes []string
+	Volumes []string `json:"volumes"`
 	// Why is "chosen", "default", "closure: shares vol-… with /data", or
 	// for a skipped filesystem why it is not frozen.
-	Why string
+	Why string `json:"why"`
 }
 
 // Problem is one reason a host cannot be snapshotted as asked. Mount,
 // Device and Volume name what it is about, where they apply.
 type Problem struct {
-	Mount, Device, Volume, Msg string
+	Mount  string `json:"mount,omitempty"`
+	Device string `json:"device,omitempty"`
+	Volume string `json:"volume,omitempty"`
+	Msg    string `json:"message"`
 }
 
 // String gives the problem as one line: "mount /data: disk nvme2n1: is

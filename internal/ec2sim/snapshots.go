@@ -64,6 +64,9 @@ func (s *Server) createSnapshot(c *request) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
+	if e := s.authorizeTagOnCreate(tags); e != nil {
+		return nil, e
+	}
 
 	s.mu.Lock()
 	v := s.volume(volID)
@@ -97,6 +100,17 @@ func createCommon(p params) (string, []xmlTag, *apiError) {
 	}
 	tags, e := p.snapshotTagSpecs()
 	return desc, tags, e
+}
+
+// authorizeTagOnCreate refuses a create call that tags its snapshots
+// (TagSpecification) when CreateTags is denied, as IAM does: tagging on
+// create needs ec2:CreateTags as well as the create action, DryRun calls
+// included. A call without tags needs no CreateTags.
+func (s *Server) authorizeTagOnCreate(tags []xmlTag) *apiError {
+	if len(tags) == 0 || !s.denied("CreateTags") {
+		return nil
+	}
+	return &apiError{Code: "UnauthorizedOperation", Message: deniedMessage()}
 }
 
 // maxExclusions is the most data volumes one CreateSnapshots may exclude.
@@ -136,6 +150,9 @@ func (s *Server) createSnapshotsAction(c *request) (any, *apiError) {
 	}
 	desc, tags, e := createCommon(c.p)
 	if e != nil {
+		return nil, e
+	}
+	if e := s.authorizeTagOnCreate(tags); e != nil {
 		return nil, e
 	}
 

@@ -29,6 +29,7 @@ type hostRun struct {
 	rep    *HostReport
 
 	inst         *snapshot.Instance // from the fleet's describe
+	byID         bool               // the destination is the instance ID
 	plan         *snapshot.Request
 	preflightErr error
 }

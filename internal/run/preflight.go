@@ -44,7 +44,10 @@ func preflight(ctx context.Context, cfg *Config, fleet []*hostRun) error {
 	sort.Strings(regions)
 	var wg sync.WaitGroup
 	for _, region := range regions {
-		wg.Go(func() { describeRegion(ctx, cfg, region, byRegion[region]) })
+		wg.Go(func() {
+			resolveTargets(ctx, cfg, region, byRegion[region])
+			describeRegion(ctx, cfg, region, byRegion[region])
+		})
 	}
 	wg.Wait()
 	// Credentials that EC2 refuses are the operator's configuration, not a
@@ -70,7 +73,9 @@ func preflight(ctx context.Context, cfg *Config, fleet []*hostRun) error {
 func describeRegion(ctx context.Context, cfg *Config, region string, group []*hostRun) {
 	ids := make([]string, 0, len(group))
 	for _, hr := range group {
-		ids = append(ids, hr.host.InstanceID)
+		if hr.preflightErr == nil {
+			ids = append(ids, hr.host.InstanceID)
+		}
 	}
 	found, err := cfg.EC2.Describe(ctx, region, ids)
 	if err != nil {
@@ -80,6 +85,9 @@ func describeRegion(ctx context.Context, cfg *Config, region string, group []*ho
 		return
 	}
 	for _, hr := range group {
+		if hr.preflightErr != nil {
+			continue
+		}
 		inst, ok := found[hr.host.InstanceID]
 		if !ok {
 			hr.preflightErr = fmt.Errorf("instance %s not found in %s "+
@@ -87,6 +95,12 @@ func describeRegion(ctx context.Context, cfg *Config, region string, group []*ho
 			continue
 		}
 		hr.inst = &inst
+		hr.rep.InstanceID = inst.ID
+		if hr.byID {
+			if hr.preflightErr = hr.dialAddress(inst); hr.preflightErr != nil {
+				continue
+			}
+		}
 		if hr.needsDiscovery() {
 			continue // planned on the host, after discovery
 		}

@@ -37,6 +37,7 @@ type EC2 interface {
 		progress func([]snapshot.Snapshot)) ([]snapshot.Snapshot, error)
 	Tag(ctx context.Context, region string, ids []string, tags map[string]string) error
 	FindByTag(ctx context.Context, region, key, value string) ([]snapshot.Snapshot, error)
+	Find(ctx context.Context, region string, filters map[string][]string) ([]snapshot.Instance, error)
 }
 
 // Conn is one host's connection, kept for its whole pipeline.
@@ -76,6 +77,9 @@ type Config struct {
 	// Closure is what discovery does with a filesystem that shares a
 	// volume with a chosen one: "freeze" it too (default) or "fail".
 	Closure string
+	// Address is how a host whose destination is an instance ID is
+	// reached: its "private" IP (default), "public" IP or "dns" name.
+	Address string
 	// PlanOnly stops each host after planning: nothing is frozen and
 	// nothing is created (orchestrate plan).
 	PlanOnly    bool

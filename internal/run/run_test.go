@@ -147,6 +147,10 @@ func (f *fakeEC2) Describe(_ context.Context, region string, ids []string) (map[
 
 func (f *fakeEC2) DryRun(context.Context, *snapshot.Request) error { return nil }
 
+func (f *fakeEC2) Find(context.Context, string, map[string][]string) ([]snapshot.Instance, error) {
+	return nil, nil
+}
+
 func (f *fakeEC2) Create(ctx context.Context, r *snapshot.Request) ([]snapshot.Snapshot, error) {
 	f.ev.add("create %s", r.InstanceID)
 	if ch := f.block[r.InstanceID]; ch != nil {

@@ -18,6 +18,10 @@ type Instance struct {
 	State            string // "running", "stopped", "pending", ...
 	AvailabilityZone string
 	RootDeviceName   string
+	// Addresses, "" when the instance has none of the kind.
+	PrivateIP, PublicIP, PrivateDNS, PublicDNS string
+	// Tags are the instance's tags.
+	Tags map[string]string
 	// Volumes are the EBS volumes of its block device mappings, in API
 	// order. Instance store volumes never appear.
 	Volumes []AttachedVolume
@@ -129,6 +133,16 @@ func toInstance(in types.Instance, region string) Instance {
 		ID:             aws.ToString(in.InstanceId),
 		Region:         region,
 		RootDeviceName: aws.ToString(in.RootDeviceName),
+		PrivateIP:      aws.ToString(in.PrivateIpAddress),
+		PublicIP:       aws.ToString(in.PublicIpAddress),
+		PrivateDNS:     aws.ToString(in.PrivateDnsName),
+		PublicDNS:      aws.ToString(in.PublicDnsName),
+	}
+	if len(in.Tags) > 0 {
+		i.Tags = map[string]string{}
+		for _, t := range in.Tags {
+			i.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
 	}
 	if in.State != nil {
 		i.State = string(in.State.Name)
@@ -177,3 +191,61 @@ func dedupe(s []string) []string {
 	}
 	return out
 }
+
+// Find returns the instances in region that match every filter (EC2
+// DescribeInstances filters, e.g. "tag:team" or "private-ip-address", each
+// with its accepted values), paginated at 1000 a call. A filter with more
+// than 200 values is split over several calls. Terminated instances are
+// never returned.
+func (c *Client) Find(ctx context.Context, region string,
+	filters map[string][]string) ([]Instance, error) {
+	cl, region, err := c.ec2For(region)
+	if err != nil {
+		return nil, err
+	}
+
+	// Only one filter may be long (the addresses of a fleet); split it.
+	var long string
+	for k, v := range filters {
+		if len(v) > maxFilterValues {
+			long = k
+		}
+	}
+	parts := [][]string{filters[long]}
+	if long != "" {
+		parts = chunks(filters[long], maxFilterValues)
+	}
+
+	seen := map[string]bool{}
+	var out []Instance
+	for _, part := range parts {
+		in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(1000)}
+		for k, v := range filters {
+			if k == long {
+				v = part
+			}
+			in.Filters = append(in.Filters, types.Filter{Name: aws.String(k), Values: v})
+		}
+		pages := ec2.NewDescribeInstancesPaginator(cl, in)
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				return nil, apiError("DescribeInstances", err)
+			}
+			for _, r := range page.Reservations {
+				for _, inst := range r.Instances {
+					i := toInstance(inst, region)
+					if i.State == "terminated" || seen[i.ID] {
+						continue
+					}
+					seen[i.ID] = true
+					out = append(out, i)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// maxFilterValues is how many values EC2 takes in one filter.
+const maxFilterValues = 200

@@ -167,14 +167,17 @@ func fixture() *ec2sim.Fixture {
 		Credentials: []ec2sim.Credential{{AccessKeyID: accessKey, SecretAccessKey: secretKey}}}
 	for _, h := range world.hosts {
 		inst := ec2sim.Instance{ID: h.instance, RootDeviceName: "/dev/xvda",
-			AvailabilityZone: testRegion + "a", PrivateIP: h.addr}
+			AvailabilityZone: testRegion + "a", PrivateIP: h.addr,
+			Tags: map[string]string{"backup": "e2e"}}
 		inst.BlockDeviceMappings = append(inst.BlockDeviceMappings,
 			ec2sim.Mapping{DeviceName: "/dev/xvda", VolumeID: h.rootVol})
 		f.Volumes = append(f.Volumes, ec2sim.Volume{ID: h.rootVol, SizeGiB: 8,
 			AvailabilityZone: testRegion + "a", VolumeType: "gp3"})
 		for j, fs := range h.fss {
+			// The device name is the loop device's, so that discovery on
+			// the host matches it by name, as it would /dev/xvdf on Xen.
 			inst.BlockDeviceMappings = append(inst.BlockDeviceMappings, ec2sim.Mapping{
-				DeviceName: fmt.Sprintf("/dev/sd%c", 'f'+j), VolumeID: h.vols[j]})
+				DeviceName: fs.Device, VolumeID: h.vols[j]})
 			f.Volumes = append(f.Volumes, ec2sim.Volume{ID: h.vols[j], SizeGiB: 1,
 				AvailabilityZone: testRegion + "a", VolumeType: "gp3", BackingFile: fs.Image})
 		}
