@@ -87,7 +87,11 @@ func (e *HostKeyError) Error() string {
 	case ErrHostKeyUnknown:
 		return fmt.Sprintf("sshexec: host key of %s is unknown: %s is not in %s; verify the fingerprint out of band, then add it with ssh-keyscan or run with --accept-new-host-keys", who, key, files)
 	case ErrHostKeyChanged:
-		return fmt.Sprintf("sshexec: host key of %s does not match known_hosts: server offered %s; the host key has changed: possible man-in-the-middle; if the host was rebuilt, remove the old line (%s) with ssh-keygen -R '%s'", who, key, e.Line, e.Host)
+		file := e.Line
+		if i := strings.LastIndexByte(file, ':'); i > 0 {
+			file = file[:i]
+		}
+		return fmt.Sprintf("sshexec: host key of %s does not match known_hosts: server offered %s; the host key has changed: possible man-in-the-middle; if the host was rebuilt, remove the old line (%s) with ssh-keygen -f '%s' -R '%s'", who, key, e.Line, file, e.Host)
 	case ErrHostKeyRevoked:
 		return fmt.Sprintf("sshexec: host key of %s is revoked (%s): server offered %s; refusing to connect", who, e.Line, key)
 	}

@@ -99,7 +99,7 @@ func TestHostKeyErrorMessage(t *testing.T) {
 		{ErrHostKeyUnknown, "", []string{"db1 ([10.0.0.1]:2222)", fp,
 			"verify the fingerprint out of band, then add it with ssh-keyscan or run with --accept-new-host-keys"}},
 		{ErrHostKeyChanged, "/k:3", []string{fp, "possible man-in-the-middle",
-			"remove the old line (/k:3) with ssh-keygen -R"}},
+			"remove the old line (/k:3) with ssh-keygen -f '/k' -R"}},
 		{ErrHostKeyRevoked, "/k:1", []string{fp, "revoked (/k:1)"}},
 	}
 	for _, tt := range tests {
@@ -256,7 +256,7 @@ func TestDialChangedHostKeyRefused(t *testing.T) {
 	if got, want := he.Line, kh+":1"; got != want {
 		t.Errorf("HostKeyError.Line = %q, want %q", got, want)
 	}
-	for _, want := range []string{"man-in-the-middle", "ssh-keygen -R", kh + ":1",
+	for _, want := range []string{"man-in-the-middle", "ssh-keygen -f '" + kh + "' -R", kh + ":1",
 		ssh.FingerprintSHA256(f.hostED.PublicKey())} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Dial(changed key) error %q does not contain %q", err, want)
