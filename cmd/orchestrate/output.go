@@ -14,9 +14,7 @@ import (
 // document.
 func printReport(w io.Writer, format string, rep *run.Report) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(w, rep)
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -43,6 +41,13 @@ func printReport(w io.Writer, format string, rep *run.Report) error {
 	_, err := fmt.Fprintf(w, "run %s: %s, %d host(s) in %.0fms\n",
 		rep.RunID, rep.Status, len(rep.Hosts), rep.DurationMS)
 	return err
+}
+
+// printJSON writes v as the one indented JSON document of the command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // hintAfterRun tells the operator on stderr what to do about the outcome.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/orchestrate-dev/orchestrate/internal/run"
-	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
 )
 
 // planSchema names the version of the plan report: a run report whose
@@ -56,18 +54,7 @@ func planAction(c *cli.Context) error {
 		return err
 	}
 	cfg.PlanOnly = true
-	ec2, err := snapshot.New(c.Context, snapshot.Config{
-		Profile:     c.String("profile"),
-		Region:      c.String("region"),
-		EndpointURL: c.String("endpoint-url"),
-		Logger:      logger,
-		AppVersion:  buildVersion(),
-	})
-	if err != nil {
-		return usageError("%v", err)
-	}
-	cfg.EC2 = ec2
-	if err := hostsFromFilter(c, &cfg, ec2); err != nil {
+	if err := connectEC2(c, &cfg, logger); err != nil {
 		return err
 	}
 
@@ -88,9 +75,7 @@ func planAction(c *cli.Context) error {
 // printPlan writes the plan: one block per host.
 func printPlan(w io.Writer, format string, rep *run.Report) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(w, rep)
 	}
 	for _, h := range rep.Hosts {
 		fmt.Fprintf(w, "%s  %s  %s\n", h.Destination, h.InstanceID, h.Status)

@@ -115,18 +115,7 @@ func runAction(c *cli.Context) error {
 	if cfg.Logger == nil {
 		cfg.Logger = logger
 	}
-	ec2, err := snapshot.New(c.Context, snapshot.Config{
-		Profile:     c.String("profile"),
-		Region:      c.String("region"),
-		EndpointURL: c.String("endpoint-url"),
-		Logger:      logger,
-		AppVersion:  buildVersion(),
-	})
-	if err != nil {
-		return usageError("%v", err)
-	}
-	cfg.EC2 = ec2
-	if err := hostsFromFilter(c, &cfg, ec2); err != nil {
+	if err := connectEC2(c, &cfg, logger); err != nil {
 		return err
 	}
 
@@ -450,4 +439,21 @@ func hostsFromFilter(c *cli.Context, cfg *run.Config, ec2 *snapshot.Client) erro
 			InstanceID: in.ID, Region: in.Region})
 	}
 	return nil
+}
+
+// connectEC2 makes the EC2 client from the AWS flags (nothing is contacted
+// yet) and, with --filter, lists the hosts from EC2.
+func connectEC2(c *cli.Context, cfg *run.Config, logger *slog.Logger) error {
+	ec2, err := snapshot.New(c.Context, snapshot.Config{
+		Profile:     c.String("profile"),
+		Region:      c.String("region"),
+		EndpointURL: c.String("endpoint-url"),
+		Logger:      logger,
+		AppVersion:  buildVersion(),
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	cfg.EC2 = ec2
+	return hostsFromFilter(c, cfg, ec2)
 }
