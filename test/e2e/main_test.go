@@ -68,7 +68,7 @@ func TestMain(m *testing.M) {
 }
 
 // needWorld skips (or under CI fails) when the rig could not be set up.
-func needWorld(t *testing.T) {
+func needWorld(t testing.TB) {
 	t.Helper()
 	if world.skip == "" {
 		return
@@ -187,7 +187,7 @@ func fixture() *ec2sim.Fixture {
 }
 
 // emulator starts an emulator on loopback for one test.
-func emulator(t *testing.T) (*ec2sim.Server, string) {
+func emulator(t testing.TB) (*ec2sim.Server, string) {
 	t.Helper()
 	srv, err := ec2sim.New(fixture(), ec2sim.Options{SnapshotDir: t.TempDir(),
 		CompleteAfter: 300 * time.Millisecond})
@@ -209,7 +209,7 @@ func hostLine(h *testHost, dest string) string {
 		strings.Join(mounts, ","), strings.Join(h.vols, ","))
 }
 
-func writeHostsFile(t *testing.T, lines ...string) string {
+func writeHostsFile(t testing.TB, lines ...string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "hosts.txt")
 	body := "# e2e hosts\n" + strings.Join(lines, "\n") + "\n"
@@ -226,13 +226,13 @@ type result struct {
 
 // orchestrate runs the binary with the emulator's credentials in its
 // environment (and nowhere else), isolated from any real AWS or SSH config.
-func orchestrate(t *testing.T, endpoint string, args ...string) result {
+func orchestrate(t testing.TB, endpoint string, args ...string) result {
 	t.Helper()
 	return orchestrateVerb(t, "run", endpoint, args...)
 }
 
 // orchestrateVerb is orchestrate for another command taking run's flags.
-func orchestrateVerb(t *testing.T, verb, endpoint string, args ...string) result {
+func orchestrateVerb(t testing.TB, verb, endpoint string, args ...string) result {
 	t.Helper()
 	home := t.TempDir()
 	base := []string{verb, "--endpoint-url", endpoint, "--region", testRegion,
@@ -267,7 +267,7 @@ func orchestrateVerb(t *testing.T, verb, endpoint string, args ...string) result
 
 // requireWritable fails the test unless every filesystem of the world takes
 // a write within d.
-func requireWritable(t *testing.T, d time.Duration) {
+func requireWritable(t testing.TB, d time.Duration) {
 	t.Helper()
 	for _, h := range world.hosts {
 		for _, fs := range h.fss {

@@ -17,7 +17,7 @@ import (
 
 // begin prepares a test: the world must exist, and whatever the test does,
 // every test filesystem is thawed when it ends.
-func begin(t *testing.T) {
+func begin(t testing.TB) {
 	t.Helper()
 	needWorld(t)
 	t.Cleanup(func() {
@@ -37,7 +37,7 @@ func allLines() []string {
 	return lines
 }
 
-func parseReport(t *testing.T, stdout string) *run.Report {
+func parseReport(t testing.TB, stdout string) *run.Report {
 	t.Helper()
 	var rep run.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
