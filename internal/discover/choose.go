@@ -248,7 +248,7 @@ func (r *resolver) plan() *Plan {
 
 func (r *resolver) planned(f *fsys, why string) PlannedMount {
 	pm := PlannedMount{
-		Target: f.label(r.h), FSType: f.fstype, Source: f.source,
+		Target: f.label(r.h), FSType: f.fstype, Source: f.source, MajMin: f.majmin,
 		Disks:   append([]string(nil), f.disks...),
 		Volumes: append([]string(nil), f.vols...),
 		Why:     why,

@@ -72,6 +72,11 @@ type PlannedMount struct {
 	Target string `json:"target"`
 	FSType string `json:"fstype"`
 	Source string `json:"source"`
+	// MajMin is the filesystem's device number as findmnt reports it
+	// ("259:1"); the agent refuses to freeze the mount point unless the
+	// path still resolves to that device, so a filesystem mounted over a
+	// parent directory, or moved, is never frozen in its place.
+	MajMin string `json:"maj_min"`
 	// Aliases are its other mount points (bind mounts, repeated mounts,
 	// btrfs subvolumes): one superblock, frozen once through Target.
 	Aliases []string `json:"aliases,omitempty"`

@@ -12,6 +12,7 @@ type fsys struct {
 	target  string // visible mount point to freeze through; "" if none
 	fstype  string
 	source  string
+	majmin  string // the superblock's device, as findmnt gives it
 	class   fsClass
 	ro      bool      // every mount of it is read-only
 	isRoot  bool      // one of its visible mount points is "/"
@@ -83,7 +84,8 @@ func newResolver(h *Host, maps []Mapping, opts Options) *resolver {
 		}
 		f := byKey[key]
 		if f == nil {
-			f = &fsys{fstype: m.FSType, source: m.Source, class: classify(m.FSType), ro: true}
+			f = &fsys{fstype: m.FSType, source: m.Source, majmin: m.MajMin,
+				class: classify(m.FSType), ro: true}
 			byKey[key] = f
 			r.fss = append(r.fss, f)
 		}

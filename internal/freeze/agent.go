@@ -29,6 +29,10 @@ type Runner interface {
 type Options struct {
 	RunID     string
 	Mounts    []string      // freeze order; thawed in reverse
+	// Devices, when not nil, holds for each mount the device ("MAJ:MIN")
+	// discovery found there, or ""; the agent refuses a mount point that
+	// no longer resolves to its device.
+	Devices []string
 	Timeout   time.Duration // hard deadline from FREEZE to thaw
 	AllowRoot bool          // allow freezing "/"
 	Sudo      SudoMode
@@ -114,6 +118,14 @@ func checkOptions(opts Options) error {
 	for _, m := range opts.Mounts {
 		if !strings.HasPrefix(m, "/") || strings.ContainsAny(m, "\x00\n") {
 			return fmt.Errorf("freeze: invalid mount point %q", m)
+		}
+	}
+	if opts.Devices != nil && len(opts.Devices) != len(opts.Mounts) {
+		return fmt.Errorf("freeze: %d devices for %d mount points", len(opts.Devices), len(opts.Mounts))
+	}
+	for _, d := range opts.Devices {
+		if maj, min, ok := strings.Cut(d, ":"); d != "" && (!ok || !digits(maj) || !digits(min)) {
+			return fmt.Errorf("freeze: invalid device %q (want MAJ:MIN)", d)
 		}
 	}
 	if strings.ContainsAny(opts.RunID, "\x00\n") || opts.RunID == "" {
@@ -338,6 +350,18 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func newNonce() string {

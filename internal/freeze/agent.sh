@@ -46,13 +46,27 @@ say "HELLO 1 $nonce $$ $(id -u)"
 command -v fsfreeze >/dev/null 2>&1 || fail "nofsfreeze - fsfreeze (util-linux) is not installed"
 [ $# -gt 0 ] || fail "nomounts - no mount points given"
 
-# Validate every path before touching any of them.
+# Validate every path before touching any of them. A mount may come as
+# MAJ:MIN/path: the device discovery saw there; the path must still
+# resolve to it. The device of a path is taken from stat, which reports the
+# filesystem the path really reaches (mountpoint -d reads the mount table,
+# which also lists mounts that something mounted over a parent now hides).
+devof() {
+	d=$(stat -c %d -- "$1" 2>/dev/null) || return 1
+	printf '%s:%s' $(((d >> 8 & 4095) | (d >> 32 & ~4095))) \
+		$(((d & 255) | (d >> 12 & ~255)))
+}
+n=$#
 i=0
 devs=' '
-for p in "$@"; do
-	case $p in
-	/*) ;;
+for a in "$@"; do
+	case $a in
+	/*) want='' p=$a ;;
+	[0-9]*:[0-9]*/*) want=${a%%/*} p=/${a#*/} ;;
 	*) fail "badpath $i not an absolute path" ;;
+	esac
+	case $want in
+	*[!0-9:]* | *:*:*) fail "badpath $i bad device $want" ;;
 	esac
 	case $p in
 	*'
@@ -64,12 +78,23 @@ for p in "$@"; do
 	if [ "$p" = / ] && [ "$allow_root" != 1 ]; then
 		fail "root $i refusing to freeze / without --allow-root-freeze"
 	fi
-	dev=$(mountpoint -d -- "$p") || fail "notmount $i no device"
+	dev=$(devof "$p") || fail "notmount $i cannot stat it"
+	if [ -n "$want" ] && [ "$dev" != "$want" ]; then
+		fail "moved $i reaches device $dev, not $want as discovered: another filesystem is mounted over it or it was moved"
+	fi
 	case $devs in
 	*" $dev "*) fail "samefs $i shares a filesystem with an earlier mount" ;;
 	esac
 	devs="$devs$dev "
+	eval "path_$i=\$p"
 	i=$((i + 1))
+done
+# From here on "$@" holds the bare paths.
+set --
+j=0
+while [ "$j" -lt "$n" ]; do
+	eval "set -- \"\$@\" \"\$path_$j\""
+	j=$((j + 1))
 done
 say "CHECKED $i"
 

@@ -44,6 +44,13 @@ exit 0
 grep -qxF -- "$3" `+Quote(dir)+`/mounts
 `)
 	write("id", "#!/bin/sh\necho 0\n")
+	// stat -c %d: the dev_t of the fake device 7:N that mountpoint -d
+	// names, so that each test directory is a filesystem of its own.
+	write("stat", `#!/bin/sh
+p=$4
+n=$(printf '%s' "$p" | cksum | cut -d' ' -f1)
+echo $(( (n & 255) | (7 << 8) | ((n & ~255) << 12) ))
+`)
 	write("mounts", strings.Join(mounts, "\n")+"\n")
 	return r
 }

@@ -75,8 +75,13 @@ func Quote(s string) string {
 func Command(opts Options, user string) string {
 	args := []string{opts.nonce, opts.RunID,
 		strconv.Itoa(timeoutSeconds(opts.Timeout)), boolArg(opts.AllowRoot)}
-	return shellCommand(agentScript, "orchestrate-agent",
-		append(args, opts.Mounts...), opts.Sudo, user)
+	for i, m := range opts.Mounts {
+		if i < len(opts.Devices) && opts.Devices[i] != "" {
+			m = opts.Devices[i] + m // "259:1/data": checked on the host
+		}
+		args = append(args, m)
+	}
+	return shellCommand(agentScript, "orchestrate-agent", args, opts.Sudo, user)
 }
 
 // shellCommand runs script with /bin/sh under name with args, through

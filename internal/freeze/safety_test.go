@@ -350,3 +350,27 @@ func TestRecoverThawsAMountWhoseFreezeWasUnderWay(t *testing.T) {
 		t.Errorf("Recover thawed %+v, want %s from the freezing record", rec.Thawed, mounts[0])
 	}
 }
+
+func TestMountThatNoLongerReachesItsDeviceIsRefused(t *testing.T) {
+	mounts := mountDirs(t, "a")
+	r := newLocalRunner(t, mounts...)
+	right := strings.ReplaceAll(fakeDev(t, r, mounts[0]), "_", ":")
+
+	opts := testOptions(mounts)
+	opts.Devices = []string{"7:1"} // discovery saw another filesystem there
+	_, err := Start(context.Background(), r, "root", opts)
+	var ae *AgentError
+	if !errors.As(err, &ae) || ae.Code != "moved" || ae.Mount != mounts[0] {
+		t.Fatalf("Start with the wrong device = %v, want moved for %s", err, mounts[0])
+	}
+	if got := r.log(); got != "" {
+		t.Errorf("fsfreeze ran: %q", got)
+	}
+
+	opts.Devices = []string{right}
+	a, err := Start(context.Background(), r, "root", opts)
+	if err != nil {
+		t.Fatalf("Start with the right device %s = %v", right, err)
+	}
+	a.Close()
+}

@@ -30,6 +30,7 @@ type hostRun struct {
 
 	inst         *snapshot.Instance // from the fleet's describe
 	byID         bool               // the destination is the instance ID
+	devices      []string           // per mount, the device discovery saw
 	plan         *snapshot.Request
 	preflightErr error
 }
@@ -88,6 +89,7 @@ func (hr *hostRun) pipeline(ctx context.Context) {
 	agent, err := freeze.Start(pctx, conn, conn.User(), freeze.Options{
 		RunID:     hr.cfg.RunID,
 		Mounts:    hr.host.Mounts,
+		Devices:   hr.devices,
 		Timeout:   hr.cfg.FreezeTimeout,
 		AllowRoot: hr.cfg.AllowRootFreeze,
 		Sudo:      hr.cfg.Sudo,

@@ -31,6 +31,7 @@ func (hr *hostRun) discover(ctx context.Context, conn Conn) bool {
 	plan, err := hr.discoverPlan(ctx, conn)
 	if err == nil {
 		hr.host.Mounts, hr.host.Volumes = plan.Freeze, plan.Volumes
+		hr.devices = planDevices(plan)
 		hr.rep.Mounts, hr.rep.Volumes = plan.Freeze, plan.Volumes
 		hr.plan, err = snapshot.Plan(*hr.inst, plan.Volumes, hr.tags(), hr.description())
 	}
@@ -80,4 +81,18 @@ func (hr *hostRun) discoverPlan(ctx context.Context, conn Conn) (*discover.Plan,
 		hr.rep.Plan = plan
 	}
 	return plan, err
+}
+
+// planDevices gives, for each mount point of plan.Freeze, the device
+// discovery saw there, for the agent to check before it freezes.
+func planDevices(plan *discover.Plan) []string {
+	byTarget := map[string]string{}
+	for _, m := range plan.Mounts {
+		byTarget[m.Target] = m.MajMin
+	}
+	devs := make([]string, len(plan.Freeze))
+	for i, t := range plan.Freeze {
+		devs[i] = byTarget[t]
+	}
+	return devs
 }

@@ -269,3 +269,45 @@ func orchestratePlan(t *testing.T, url, hostsFile string) result {
 	t.Helper()
 	return orchestrateVerb(t, "plan", url, "--hosts", hostsFile, "--output", "json")
 }
+
+// A filesystem mounted over a parent directory hides a chosen mount: the
+// mount table still lists it, but its path now reaches the other
+// filesystem. The agent must refuse rather than freeze the wrong one while
+// the chosen one's volume is snapshotted live.
+func TestDiscoverRefusesAMountHiddenByAnOvermountedParent(t *testing.T) {
+	begin(t)
+	dir := filepath.Join(world.rig.Dir, "over-"+randHex(6))
+	chosen, err := world.rig.MakeFS("ext4", 64, filepath.Join(dir, "x", "sub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := world.rig.MakeFS("ext4", 64, filepath.Join(dir, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(other.Mount, "sub"), 0o755)
+	over := filepath.Join(dir, "x")
+	sh(t, "mount", "--bind", other.Mount, over) // hides x/sub
+	t.Cleanup(func() {
+		chosen.Thaw()
+		other.Thaw()
+		exec.Command("umount", over).Run()
+	})
+
+	instance := "i-" + randHex(17)
+	srv, url, _ := discoveryEmulator(t, instance, map[string]string{chosen.Device: chosen.Image})
+	hostsFile := writeHostsFile(t, "127.0.0.2 instance="+instance)
+
+	res := orchestrate(t, url, "--hosts", hostsFile, "--output", "json")
+	hr := parseReport(t, res.stdout).Hosts[0]
+	if res.code != 1 || hr.Status != run.StatusFailed {
+		t.Errorf("exit %d status %s, want 1 and failed", res.code, hr.Status)
+	}
+	if hr.FailedStep != run.StepDiscover && hr.FailedStep != run.StepPrepare {
+		t.Errorf("failed at %q (%s), want discover or prepare", hr.FailedStep, hr.Error)
+	}
+	assertNeverFrozen(t, srv, hr)
+	if !other.WriteProbe(5*time.Second) || !chosen.WriteProbe(5*time.Second) {
+		t.Errorf("a filesystem is left frozen")
+	}
+}
