@@ -27,12 +27,12 @@ type Runner interface {
 
 // Options configures one agent.
 type Options struct {
-	RunID     string
-	Mounts    []string      // freeze order; thawed in reverse
+	RunID  string
+	Mounts []string // freeze order; thawed in reverse
 	// Devices, when not nil, holds for each mount the device ("MAJ:MIN")
 	// discovery found there, or ""; the agent refuses a mount point that
 	// no longer resolves to its device.
-	Devices []string
+	Devices   []string
 	Timeout   time.Duration // hard deadline from FREEZE to thaw
 	AllowRoot bool          // allow freezing "/"
 	Sudo      SudoMode

@@ -197,6 +197,7 @@ func TestDiscoverTwoDisksBindAndNestedMounts(t *testing.T) {
 			fs.Thaw()
 		}
 		exec.Command("umount", bind).Run()
+		os.Remove(bind)
 	})
 	before := map[*rig.FS]map[string][]byte{}
 	for _, fs := range []*rig.FS{outer, inner} {
