@@ -83,7 +83,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
-		Commands:             []*cli.Command{runCommand(), planCommand(), thawCommand()},
+		Commands:             []*cli.Command{runCommand(), planCommand(), checkCommand(), thawCommand()},
 		ExitErrHandler:       func(*cli.Context, error) {},
 		OnUsageError:         onUsageError,
 	}
