@@ -46,6 +46,7 @@ type Instance struct {
 	PrivateIP           string            `json:"private_ip"`
 	PublicIP            string            `json:"public_ip"`
 	PrivateDNS          string            `json:"private_dns"`
+	PublicDNS           string            `json:"public_dns"`
 	Tags                map[string]string `json:"tags"`
 	BlockDeviceMappings []Mapping         `json:"block_device_mappings"`
 }

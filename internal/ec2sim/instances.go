@@ -27,6 +27,7 @@ type instanceXML struct {
 	InstanceID       string       `xml:"instanceId"`
 	State            stateXML     `xml:"instanceState"`
 	PrivateDNSName   string       `xml:"privateDnsName"`
+	DNSName          string       `xml:"dnsName"`
 	LaunchTime       string       `xml:"launchTime"`
 	AvailabilityZone string       `xml:"placement>availabilityZone"`
 	PrivateIP        string       `xml:"privateIpAddress,omitempty"`
@@ -55,7 +56,7 @@ type mappingXML struct {
 var instanceFilters = []string{"availability-zone",
 	"block-device-mapping.device-name", "block-device-mapping.status",
 	"block-device-mapping.volume-id", "instance-id", "instance-state-code",
-	"instance-state-name", "ip-address", "private-dns-name",
+	"instance-state-name", "ip-address", "private-dns-name", "dns-name",
 	"private-ip-address", "tag-key"}
 
 // describeInstances handles DescribeInstances, one reservation per
@@ -134,6 +135,7 @@ func (s *Server) toInstanceXML(in *Instance) instanceXML {
 		InstanceID:       in.ID,
 		State:            stateXML{Code: stateCodes[in.State], Name: in.State},
 		PrivateDNSName:   in.PrivateDNS,
+		DNSName:          in.PublicDNS,
 		LaunchTime:       xmlTime(s.started),
 		AvailabilityZone: in.AvailabilityZone,
 		PrivateIP:        in.PrivateIP,
@@ -176,6 +178,8 @@ func instanceMatches(in *Instance, fs []filter) bool {
 			vals = []string{in.PublicIP}
 		case "private-dns-name":
 			vals = []string{in.PrivateDNS}
+		case "dns-name":
+			vals = []string{in.PublicDNS}
 		case "private-ip-address":
 			vals = []string{in.PrivateIP}
 		}

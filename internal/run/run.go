@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -136,14 +137,36 @@ func (c *Config) withDefaults() error {
 }
 
 // sshDialer dials with sshexec, applying ssh_config to each target first.
+// A host named by its instance ID is matched in ssh_config by that ID
+// (Host i-*), and dialled at the address EC2 gave unless ssh_config sets
+// a HostName.
 func sshDialer(cfg sshexec.Config, sc *sshexec.SSHConfig, explicit sshexec.Explicit) Dialer {
 	return func(ctx context.Context, t sshexec.Target) (Conn, error) {
+		resolved := ""
+		if id := destinationHost(t.Name); instanceIDPattern.MatchString(id) && t.Addr != id {
+			resolved, t.Addr = t.Addr, id
+		}
 		t, c, err := sc.Apply(t, cfg, explicit)
 		if err != nil {
 			return nil, err
 		}
+		if resolved != "" && instanceIDPattern.MatchString(t.Addr) {
+			t.Addr = resolved
+		}
 		return sshexec.Dial(ctx, t, c)
 	}
+}
+
+// destinationHost is the host part of a destination as written:
+// [user@]host[:port].
+func destinationHost(dest string) string {
+	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
+		dest = dest[i+1:]
+	}
+	if h, _, err := net.SplitHostPort(dest); err == nil {
+		return h
+	}
+	return dest
 }
 
 // Run runs cfg and returns its report. The error is a *ConfigError when the

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
+	"github.com/orchestrate-dev/orchestrate/internal/sshexec"
 )
 
 // A host can name its instance three ways: instance= in the hosts file, a
@@ -32,7 +33,13 @@ func resolveTargets(ctx context.Context, cfg *Config, region string, group []*ho
 			}
 			hr.host.InstanceID, hr.byID = hr.host.Addr, true
 		case hr.host.InstanceID == "":
-			byAddr[hr.host.Addr] = append(byAddr[hr.host.Addr], hr)
+			// An ssh_config alias is looked up by its HostName.
+			addr, err := lookupAddress(cfg, hr.target)
+			if err != nil {
+				hr.preflightErr = err
+				continue
+			}
+			byAddr[addr] = append(byAddr[addr], hr)
 		}
 	}
 	if len(byAddr) == 0 {
@@ -50,14 +57,17 @@ func resolveTargets(ctx context.Context, cfg *Config, region string, group []*ho
 	sort.Strings(ips)
 	sort.Strings(names)
 	found := map[string]map[string]bool{} // address -> instance IDs
-	var lookErr error
+	lookErr := map[string]error{}         // address -> why it could not be looked up
 	look := func(filter string, values []string, addr func(snapshot.Instance) string) {
-		if len(values) == 0 || lookErr != nil {
+		if len(values) == 0 {
 			return
 		}
 		insts, err := cfg.EC2.Find(ctx, region, map[string][]string{filter: values})
 		if err != nil {
-			lookErr = err
+			// Only the hosts this look-up was for fail.
+			for _, v := range values {
+				lookErr[v] = fmt.Errorf("%s: %w", filter, err)
+			}
 			return
 		}
 		for _, in := range insts {
@@ -82,8 +92,8 @@ func resolveTargets(ctx context.Context, cfg *Config, region string, group []*ho
 		sort.Strings(ids)
 		for _, hr := range hrs {
 			switch {
-			case lookErr != nil:
-				hr.preflightErr = fmt.Errorf("look up the instance at %s: %w", a, lookErr)
+			case len(ids) == 0 && lookErr[a] != nil:
+				hr.preflightErr = fmt.Errorf("look up the instance at %s: %w", a, lookErr[a])
 			case len(ids) == 0:
 				hr.preflightErr = fmt.Errorf("no instance in %s has the address %s "+
 					"(add instance= to its line)", region, a)
@@ -96,6 +106,19 @@ func resolveTargets(ctx context.Context, cfg *Config, region string, group []*ho
 			}
 		}
 	}
+}
+
+// lookupAddress is the address to find t's instance by: its ssh_config
+// HostName when it is an alias, else its own address.
+func lookupAddress(cfg *Config, t sshexec.Target) (string, error) {
+	if cfg.SSHConfig == nil {
+		return t.Addr, nil
+	}
+	t2, _, err := cfg.SSHConfig.Apply(t, cfg.SSH, cfg.Explicit)
+	if err != nil {
+		return "", err
+	}
+	return t2.Addr, nil
 }
 
 // dialAddress gives a host whose destination is an instance ID the

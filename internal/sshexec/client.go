@@ -50,6 +50,10 @@ type Client struct {
 // AcceptNewHostKeys stays recorded; every connection it opened is closed.
 func Dial(ctx context.Context, t Target, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
+	if onlyDevNull(cfg.KnownHostsFiles) {
+		return nil, fmt.Errorf("sshexec: %s: known_hosts %s would let any host key in: "+
+			"refusing (name a real known_hosts file)", t.Name, os.DevNull)
+	}
 	ep, err := resolve(t, cfg)
 	if err != nil {
 		return nil, err
@@ -229,4 +233,16 @@ func (c *Client) ping(replies chan<- error) {
 	defer c.wg.Done()
 	_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
 	replies <- err
+}
+
+// onlyDevNull reports whether every known_hosts file given is /dev/null,
+// which with accept-new checks nothing at all (ssh_config users write
+// UserKnownHostsFile /dev/null to switch host-key checking off).
+func onlyDevNull(files []string) bool {
+	for _, f := range files {
+		if f != os.DevNull {
+			return false
+		}
+	}
+	return len(files) > 0
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -81,5 +83,23 @@ func TestFilterBuildsTheHostListFromEC2(t *testing.T) {
 	res := orchestrate(t, url, "--filter", "tag:backup=nothing", "--output", "json")
 	if res.code != 2 {
 		t.Errorf("no matching instance: exit %d, want 2", res.code)
+	}
+}
+
+func TestSSHConfigAliasIsFoundByItsHostName(t *testing.T) {
+	begin(t)
+	_, url := emulator(t)
+	h := world.hosts[0]
+	sshConfig := filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(sshConfig, []byte("Host dbalias\n  HostName "+h.addr+"\n"), 0o600)
+	hostsFile := writeHostsFile(t, "dbalias") // nothing but the alias
+
+	res := orchestrate(t, url, "--hosts", hostsFile, "--ssh-config", sshConfig, "--output", "json")
+	if res.code != 0 {
+		t.Fatalf("exit code = %d, want 0", res.code)
+	}
+	hr := parseReport(t, res.stdout).Hosts[0]
+	if hr.InstanceID != h.instance || !slices.Equal(hr.Volumes, slices.Sorted(slices.Values(h.vols))) {
+		t.Errorf("alias resolved to %s snapshotting %v, want %s and %v", hr.InstanceID, hr.Volumes, h.instance, h.vols)
 	}
 }
