@@ -69,9 +69,22 @@ func hintAfterRun(w io.Writer, rep *run.Report, hostsPath string) {
 	}
 	switch rep.Status {
 	case run.StatusThawUnconfirmed:
-		fmt.Fprintf(w, "orchestrate: hint: run `orchestrate thaw --hosts %s` now "+
-			"(with the same SSH options); the agent's watchdog also thaws at "+
-			"--freeze-timeout plus 2s\n", hostsPath)
+		var lines []string
+		for _, h := range rep.Hosts {
+			if h.Status == run.StatusThawUnconfirmed {
+				lines = append(lines, h.Address)
+			}
+		}
+		if hostsPath != "" {
+			fmt.Fprintf(w, "orchestrate: hint: run `orchestrate thaw --hosts %s` now "+
+				"(with the same SSH options); the agent's watchdog also thaws at "+
+				"--freeze-timeout plus 2s\n", hostsPath)
+		} else {
+			fmt.Fprintf(w, "orchestrate: hint: run `orchestrate thaw --hosts FILE` now, "+
+				"FILE holding these lines: %s (with the same SSH options); the "+
+				"agent's watchdog also thaws at --freeze-timeout plus 2s\n",
+				strings.Join(lines, " "))
+		}
 	case run.StatusFailed:
 		fmt.Fprintln(w, "orchestrate: warning: some hosts failed; "+thawed)
 	case run.StatusInterrupted:

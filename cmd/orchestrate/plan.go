@@ -23,7 +23,7 @@ func planCommand() *cli.Command {
 		UsageText: "orchestrate plan --hosts FILE [options]",
 		Description: "Does everything run does before the freeze, with the same flags: checks\n" +
 			"AWS credentials, describes the instances, connects, checks each host's\n" +
-			"identity, discovers its mounts and volumes (for hosts without mounts= and\n" +
+			"identity, discovers its mounts and volumes (for hosts that lack mounts= or\n" +
 			"volumes=) and dry-runs its CreateSnapshots. It prints, per host, each\n" +
 			"filesystem with its devices, volumes and type, what will be frozen, what\n" +
 			"will be snapshotted, and every problem found. Nothing is frozen, nothing\n" +
@@ -34,7 +34,8 @@ func planCommand() *cli.Command {
 			"EXIT CODES:\n" +
 			"   0    every host was planned\n" +
 			"   1    some host could not be planned (its problems are listed)\n" +
-			"   2    bad command line, hosts file or configuration: nothing was done",
+			"   2    bad command line, hosts file or configuration: nothing was done\n" +
+			"   130  interrupted",
 		Flags:        runFlags(),
 		Action:       planAction,
 		OnUsageError: onUsageError,

@@ -14,7 +14,9 @@ import (
 )
 
 func thawCommand() *cli.Command {
-	flags := append([]cli.Flag{hostsFlag()}, sshFlags()...)
+	flags := append([]cli.Flag{&cli.StringFlag{Name: "hosts", Aliases: []string{"H"},
+		Usage:   "hosts `FILE` (destinations are dialled as written: no EC2 look-up)",
+		EnvVars: []string{"ORCHESTRATE_HOSTS"}}}, sshFlags()...)
 	return &cli.Command{
 		Name:      "thaw",
 		Usage:     "thaw what an earlier run left frozen, and nothing else",

@@ -48,14 +48,7 @@ command -v fsfreeze >/dev/null 2>&1 || fail "nofsfreeze - fsfreeze (util-linux) 
 
 # Validate every path before touching any of them. A mount may come as
 # MAJ:MIN/path: the device discovery saw there; the path must still
-# resolve to it. The device of a path is taken from stat, which reports the
-# filesystem the path really reaches (mountpoint -d reads the mount table,
-# which also lists mounts that something mounted over a parent now hides).
-devof() {
-	d=$(stat -c %d -- "$1" 2>/dev/null) || return 1
-	printf '%s:%s' $(((d >> 8 & 4095) | (d >> 32 & ~4095))) \
-		$(((d & 255) | (d >> 12 & ~255)))
-}
+# resolve to it (devof, in lib.sh).
 n=$#
 i=0
 devs=' '
@@ -129,6 +122,7 @@ stop_timer() {
 	timer=''
 }
 
+
 # One run at a time per filesystem: a lock directory per device on tmpfs,
 # holding the pid of its agent. Per filesystem rather than per host, because
 # the conflict is two runs freezing one superblock (it also lets test hosts
@@ -166,7 +160,7 @@ for dev in $devs; do
 	l=$state/fs.$(printf '%s' "$dev" | tr : _)
 	if ! mkdir "$l" 2>/dev/null; then
 		holder=$(cat "$l/pid" 2>/dev/null)
-		if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
+		if [ -n "$holder" ] && agent_alive "$holder"; then
 			mutex_off
 			release
 			fail "locked - another orchestrate run (pid $holder) holds $l"

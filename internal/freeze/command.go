@@ -26,6 +26,19 @@ var agentScript string
 //go:embed recover.sh
 var recoverScript string
 
+//go:embed lib.sh
+var libScript string
+
+// ScriptCommand returns the command line that runs script with /bin/sh
+// as name with args, as root the way the agent gets it (sudo -n when sudo
+// and user call for it), every value quoted. The script can use the
+// functions the agents use: devof PATH (the MAJ:MIN the path really
+// reaches, from stat) and agent_alive PID (running, not a zombie, and
+// still an orchestrate agent).
+func ScriptCommand(script, name string, args []string, sudo SudoMode, user string) string {
+	return shellCommand(script, name, args, sudo, user)
+}
+
 // SudoMode says how the agent gets root on the host.
 type SudoMode int
 
@@ -87,7 +100,7 @@ func Command(opts Options, user string) string {
 // shellCommand runs script with /bin/sh under name with args, through
 // sudo -n when sudo mode and user call for it.
 func shellCommand(script, name string, args []string, sudo SudoMode, user string) string {
-	argv := append([]string{"/bin/sh", "-c", compact(script), name}, args...)
+	argv := append([]string{"/bin/sh", "-c", compact(libScript + script), name}, args...)
 	if useSudo(sudo, user) {
 		argv = append([]string{"sudo", "-n", "--"}, argv...)
 	}
@@ -99,6 +112,10 @@ func shellCommand(script, name string, args []string, sudo SudoMode, user string
 	}
 	return b.String()
 }
+
+// UsesSudo reports whether the agent goes through sudo -n in mode m when
+// the remote login user is user.
+func UsesSudo(m SudoMode, user string) bool { return useSudo(m, user) }
 
 func useSudo(m SudoMode, user string) bool {
 	switch m {

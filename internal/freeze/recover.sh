@@ -18,6 +18,7 @@ command -v fsfreeze >/dev/null 2>&1 || { say "ERR nofsfreeze - fsfreeze is not i
 
 # ORCHESTRATE_TEST_STATE_DIR is for tests only: sudo resets the environment
 # and orchestrate sends none, so it cannot be set from the operator side.
+
 state=${ORCHESTRATE_TEST_STATE_DIR:-/run/orchestrate}
 failures=0
 [ -d "$state" ] || { say "DONE 0"; exit 0; }
@@ -27,7 +28,7 @@ for d in "$state"/agent.*; do
 	[ -d "$d" ] || continue
 	pid=${d##*/agent.}
 	run=$(cat "$d/run-id" 2>/dev/null)
-	if kill -0 "$pid" 2>/dev/null; then
+	if agent_alive "$pid"; then
 		say "LIVE $pid $run"
 		continue
 	fi

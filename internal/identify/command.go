@@ -88,6 +88,15 @@ func parseAnswer(out []byte) (answer, error) {
 
 	f := strings.Fields(lines[last])
 	if f[0] == "NOID" {
+		// A metadata service that answers, but not with an instance ID,
+		// is not "unavailable": something is wrong, so the check fails
+		// even under --verify-identity auto.
+		for _, why := range f[1:] {
+			if why == "imds:bad-id" {
+				return answer{}, fmt.Errorf("identify: the metadata service answered " +
+					"something that is not an instance id")
+			}
+		}
 		return answer{noID: f[1:]}, nil
 	}
 	if len(f) != 3 || (f[1] != SourceDMI && f[1] != SourceIMDS) {

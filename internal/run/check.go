@@ -294,7 +294,7 @@ func (hr *hostRun) checkIdentity(ctx context.Context, conn Conn, hc hostChecks) 
 func (hr *hostRun) checkSudo(ctx context.Context, conn Conn, hc hostChecks) {
 	out, stderr, err := hr.asAgent(ctx, conn, "id -u", "orchestrate-check")
 	uid := strings.TrimSpace(out)
-	sudo := useAgentSudo(hr.cfg.Sudo, conn.User())
+	sudo := freeze.UsesSudo(hr.cfg.Sudo, conn.User())
 	switch {
 	case sudo && strings.Contains(stderr, "sudo:") &&
 		(strings.Contains(stderr, "password is required") || strings.Contains(stderr, "terminal is required")):
@@ -365,20 +365,20 @@ const lockScript = `state=${ORCHESTRATE_TEST_STATE_DIR:-/run/orchestrate}
 [ -d "$state" ] || { echo DONE; exit 0; }
 want=' '
 for p in "$@"; do
-d=$(mountpoint -d -- "$p" 2>/dev/null) && want="${want}fs.$(printf '%s' "$d" | tr : _) "
+d=$(devof "$p") && want="${want}fs.$(printf '%s' "$d" | tr : _) "
 done
 for l in "$state"/fs.*; do
 [ -d "$l" ] || continue
 n=${l##*/}
 if [ "$want" != ' ' ]; then case $want in *" $n "*) ;; *) continue ;; esac; fi
 pid=$(cat "$l/pid" 2>/dev/null)
-[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+[ -n "$pid" ] && agent_alive "$pid" &&
 printf 'LIVE %s %s %s\n' "$pid" "$n" "$(cat "$state/agent.$pid/run-id" 2>/dev/null)"
 done
 for a in "$state"/agent.*; do
 [ -d "$a" ] || continue
 pid=${a##*/agent.}
-kill -0 "$pid" 2>/dev/null && continue
+agent_alive "$pid" && continue
 if [ -s "$a/frozen" ] || [ -s "$a/freezing" ]; then
 printf 'STALE %s %s\n' "$pid" "$(cat "$a/run-id" 2>/dev/null)"
 fi
@@ -469,30 +469,10 @@ func (hr *hostRun) checkIAM(ctx context.Context, hc hostChecks) {
 // Every word is quoted with freeze.Quote.
 func (hr *hostRun) asAgent(ctx context.Context, conn Conn, script, name string,
 	args ...string) (stdout, stderr string, err error) {
-	argv := append([]string{"/bin/sh", "-c", script, name}, args...)
-	if useAgentSudo(hr.cfg.Sudo, conn.User()) {
-		argv = append([]string{"sudo", "-n", "--"}, argv...)
-	}
-	var b strings.Builder
-	b.WriteString("exec")
-	for _, a := range argv {
-		b.WriteByte(' ')
-		b.WriteString(freeze.Quote(a))
-	}
+	cmd := freeze.ScriptCommand(script, name, args, hr.cfg.Sudo, conn.User())
 	var out, errb bytes.Buffer
-	err = conn.Exec(ctx, b.String(), strings.NewReader(""), &out, &errb)
+	err = conn.Exec(ctx, cmd, strings.NewReader(""), &out, &errb)
 	return out.String(), strings.TrimSpace(errb.String()), err
-}
-
-// useAgentSudo is freeze's rule for when the agent goes through sudo.
-func useAgentSudo(m freeze.SudoMode, user string) bool {
-	switch m {
-	case freeze.SudoAlways:
-		return true
-	case freeze.SudoNever:
-		return false
-	}
-	return user != "root"
 }
 
 func connUser(c Conn) string {

@@ -260,7 +260,14 @@ func TestLockScript(t *testing.T) {
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	live, gone := os.Getpid(), dead.Process.Pid
+	// A stand-in agent: a process whose arguments name it as one, as
+	// agent_alive looks for.
+	agent := exec.Command("/bin/sh", "-c", "sleep 60", "orchestrate-agent", "nonce")
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	live, gone := agent.Process.Pid, dead.Process.Pid
 
 	tests := []struct {
 		name   string
@@ -291,7 +298,8 @@ func TestLockScript(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cmd := exec.Command("/bin/sh", append([]string{"-c", lockScript, "orchestrate-check"}, tt.args...)...)
+			cmd := exec.Command("/bin/sh", "-c", freeze.ScriptCommand(lockScript,
+				"orchestrate-check", tt.args, freeze.SudoNever, "root"))
 			cmd.Env = append(os.Environ(), "ORCHESTRATE_TEST_STATE_DIR="+state)
 			out, err := cmd.Output()
 			if err != nil {

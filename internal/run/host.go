@@ -49,8 +49,8 @@ func newHostRun(cfg *Config, h hosts.Host) *hostRun {
 			Address:     address(t, cfg.SSH.Port),
 			InstanceID:  h.InstanceID,
 			Region:      h.Region,
-			Mounts:      h.Mounts,
-			Volumes:     h.Volumes,
+			Mounts:      orEmpty(h.Mounts),
+			Volumes:     orEmpty(h.Volumes),
 			Snapshots:   []SnapshotReport{},
 			Steps:       []Step{},
 			Status:      StatusSucceeded,
@@ -300,4 +300,12 @@ func progressText(snaps []snapshot.Snapshot) string {
 		b = fmt.Appendf(b, "%s=%s", s.ID, s.Progress)
 	}
 	return string(b)
+}
+
+// orEmpty keeps lists in the JSON report lists: [] rather than null.
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -78,7 +78,7 @@ func (hr *hostRun) discoverPlan(ctx context.Context, conn Conn) (*discover.Plan,
 		Closure:   hr.cfg.Closure,
 	})
 	if plan != nil {
-		hr.rep.Plan = plan
+		hr.rep.Plan = emptyLists(plan)
 	}
 	return plan, err
 }
@@ -95,4 +95,23 @@ func planDevices(plan *discover.Plan) []string {
 		devs[i] = byTarget[t]
 	}
 	return devs
+}
+
+// emptyLists gives every list of p a non-nil value, for the JSON report.
+func emptyLists(p *discover.Plan) *discover.Plan {
+	cp := *p
+	cp.Freeze, cp.Volumes = orEmpty(cp.Freeze), orEmpty(cp.Volumes)
+	if cp.Problems == nil {
+		cp.Problems = []discover.Problem{}
+	}
+	fix := func(ms []discover.PlannedMount) []discover.PlannedMount {
+		out := make([]discover.PlannedMount, len(ms))
+		for i, m := range ms {
+			m.Disks, m.Volumes = orEmpty(m.Disks), orEmpty(m.Volumes)
+			out[i] = m
+		}
+		return out
+	}
+	cp.Mounts, cp.Skipped = fix(cp.Mounts), fix(cp.Skipped)
+	return &cp
 }
