@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/orchestrate-dev/orchestrate/internal/run"
-	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
 )
 
 func checkCommand() *cli.Command {
@@ -56,17 +54,9 @@ func checkAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ec2, err := snapshot.New(c.Context, snapshot.Config{
-		Profile:     c.String("profile"),
-		Region:      c.String("region"),
-		EndpointURL: c.String("endpoint-url"),
-		Logger:      logger,
-		AppVersion:  buildVersion(),
-	})
-	if err != nil {
-		return usageError("%v", err)
+	if err := connectEC2(c, &cfg, logger); err != nil {
+		return err
 	}
-	cfg.EC2 = ec2
 
 	rep, err := run.Check(c.Context, cfg)
 	if err != nil {
@@ -84,9 +74,7 @@ func checkAction(c *cli.Context) error {
 // printCheck writes one line per check per host, or one JSON document.
 func printCheck(w io.Writer, format string, rep *run.CheckReport) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(w, rep)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tCHECK\tRESULT\tDETAIL")
