@@ -88,13 +88,13 @@ func LoadRequiring(path string, req Requirements) (*File, error) {
 func missing(h Host, r Requirements) []string {
 	var out []string
 	if r.InstanceID && h.InstanceID == "" {
-		out = append(out, "missing instance= (instance discovery is not available yet: give the EC2 instance ID, e.g. instance=i-0abc123def4567890)")
+		out = append(out, "missing instance= (give the EC2 instance ID, e.g. instance=i-0abc123def4567890)")
 	}
 	if r.Mounts && len(h.Mounts) == 0 {
-		out = append(out, "missing mounts= (mount discovery is not available yet: name the mount points to freeze, e.g. mounts=/data)")
+		out = append(out, "missing mounts= (name the mount points to freeze, e.g. mounts=/data)")
 	}
 	if r.Volumes && len(h.Volumes) == 0 {
-		out = append(out, "missing volumes= (volume discovery is not available yet: name the EBS volumes that back the mounts)")
+		out = append(out, "missing volumes= (name the EBS volumes that back the mounts)")
 	}
 	return out
 }

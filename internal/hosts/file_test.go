@@ -142,10 +142,9 @@ func TestRequire(t *testing.T) {
 	}{
 		{Requirements{}, nil},
 		{all, []string{
-			"hosts.txt:2:1: missing instance= (instance discovery",
-			"hosts.txt:2:1: missing volumes= (volume discovery is not " +
-				"available yet: name the EBS volumes that back the mounts)",
-			"hosts.txt:4:1: missing mounts= (mount discovery",
+			"hosts.txt:2:1: missing instance= (give the EC2",
+			"hosts.txt:2:1: missing volumes= (name the EBS volumes that back the mounts)",
+			"hosts.txt:4:1: missing mounts= (name the mount",
 		}},
 		{Requirements{Volumes: true}, []string{
 			"hosts.txt:2:1: missing volumes=",
