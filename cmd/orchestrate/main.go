@@ -93,7 +93,7 @@ const exitCodesHelp = `EXIT CODES:
    0    every host succeeded
    1    at least one host failed (every filesystem frozen was thawed)
    2    bad command line, hosts file or configuration: nothing was done
-   3    a thaw could not be confirmed on some host: check it now
+   3    a thaw could not be confirmed on some host: run orchestrate thaw now
    130  interrupted (after thawing every frozen host)`
 
 // onUsageError reports a flag mistake on stderr, never the help on
