@@ -80,10 +80,9 @@ func hintAfterRun(w io.Writer, rep *run.Report, hostsPath string) {
 				"(with the same SSH options); the agent's watchdog also thaws at "+
 				"--freeze-timeout plus 2s\n", hostsPath)
 		} else {
-			fmt.Fprintf(w, "orchestrate: hint: run `orchestrate thaw --hosts FILE` now, "+
-				"FILE holding these lines: %s (with the same SSH options); the "+
-				"agent's watchdog also thaws at --freeze-timeout plus 2s\n",
-				strings.Join(lines, " "))
+			fmt.Fprintf(w, "orchestrate: hint: run `orchestrate thaw` now with the same "+
+				"--filter, AWS and SSH options (the hosts: %s); the agent's watchdog "+
+				"also thaws at --freeze-timeout plus 2s\n", strings.Join(lines, " "))
 		}
 	case run.StatusFailed:
 		fmt.Fprintln(w, "orchestrate: warning: some hosts failed; "+thawed)

@@ -52,14 +52,23 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "freeze-timeout", Usage: "hard limit on how long a filesystem stays frozen; the host thaws on its own after it", Value: 30 * time.Second, EnvVars: []string{"ORCHESTRATE_FREEZE_TIMEOUT"}},
 		&cli.StringFlag{Name: "closure", Usage: "when discovery finds a filesystem that shares a volume with a chosen one: freeze it too, or fail the host", Value: "freeze", EnvVars: []string{"ORCHESTRATE_CLOSURE"}},
 		&cli.BoolFlag{Name: "allow-root-freeze", Usage: "allow freezing / (risky: a frozen / blocks logins and logging)", EnvVars: []string{"ORCHESTRATE_ALLOW_ROOT_FREEZE"}},
-		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
-		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` for hosts without region= (default: the SDK's, AWS_REGION)", EnvVars: []string{"ORCHESTRATE_REGION"}},
-		&cli.StringFlag{Name: "endpoint-url", Usage: "EC2 endpoint `URL`, e.g. an emulator (AWS_ENDPOINT_URL_EC2 also works)", EnvVars: []string{"ORCHESTRATE_ENDPOINT_URL"}},
+	)
+	flags = append(flags, awsFlags()...)
+	flags = append(flags,
 		&cli.StringSliceFlag{Name: "tag", Usage: "extra snapshot tag `KEY=VALUE` (repeatable)", EnvVars: []string{"ORCHESTRATE_TAG"}},
 		&cli.BoolFlag{Name: "wait", Usage: "after thawing, wait for the snapshots to complete", EnvVars: []string{"ORCHESTRATE_WAIT"}},
 		&cli.DurationFlag{Name: "wait-timeout", Usage: "give up waiting for completion after this long", Value: time.Hour, EnvVars: []string{"ORCHESTRATE_WAIT_TIMEOUT"}},
 	)
 	return append(flags, outputFlags()...)
+}
+
+// awsFlags choose the operator's AWS identity, Region and endpoint.
+func awsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE` (default: the SDK chain, AWS_PROFILE)", EnvVars: []string{"ORCHESTRATE_PROFILE"}},
+		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` for hosts without region= (default: the SDK's, AWS_REGION)", EnvVars: []string{"ORCHESTRATE_REGION"}},
+		&cli.StringFlag{Name: "endpoint-url", Usage: "EC2 endpoint `URL`, e.g. an emulator (AWS_ENDPOINT_URL_EC2 also works)", EnvVars: []string{"ORCHESTRATE_ENDPOINT_URL"}},
+	}
 }
 
 func hostsFlag() cli.Flag {
@@ -420,25 +429,34 @@ func parseFilters(specs []string) (map[string][]string, error) {
 // hostsFromFilter lists the hosts from EC2 when --filter is given: each
 // matching instance becomes a host named by its instance ID.
 func hostsFromFilter(c *cli.Context, cfg *run.Config, ec2 *snapshot.Client) error {
+	hs, err := filterHosts(c, ec2)
+	cfg.Hosts = append(cfg.Hosts, hs...)
+	return err
+}
+
+// filterHosts lists, for --filter, the matching instances as hosts named
+// by their instance IDs; nothing without --filter.
+func filterHosts(c *cli.Context, ec2 *snapshot.Client) ([]hosts.Host, error) {
 	if len(c.StringSlice("filter")) == 0 {
-		return nil
+		return nil, nil
 	}
 	filters, err := parseFilters(c.StringSlice("filter"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	insts, err := ec2.Find(c.Context, c.String("region"), filters)
 	if err != nil {
-		return usageError("--filter: %v", err)
+		return nil, usageError("--filter: %v", err)
 	}
 	if len(insts) == 0 {
-		return usageError("--filter %s: no running instance matches", strings.Join(c.StringSlice("filter"), " "))
+		return nil, usageError("--filter %s: no running instance matches", strings.Join(c.StringSlice("filter"), " "))
 	}
+	var hs []hosts.Host
 	for _, in := range insts {
-		cfg.Hosts = append(cfg.Hosts, hosts.Host{Destination: in.ID, Addr: in.ID,
+		hs = append(hs, hosts.Host{Destination: in.ID, Addr: in.ID,
 			InstanceID: in.ID, Region: in.Region})
 	}
-	return nil
+	return hs, nil
 }
 
 // connectEC2 makes the EC2 client from the AWS flags (nothing is contacted

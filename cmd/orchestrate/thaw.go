@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 
@@ -11,12 +12,13 @@ import (
 
 	"github.com/orchestrate-dev/orchestrate/internal/hosts"
 	"github.com/orchestrate-dev/orchestrate/internal/run"
+	"github.com/orchestrate-dev/orchestrate/internal/snapshot"
 )
 
 func thawCommand() *cli.Command {
-	flags := append([]cli.Flag{&cli.StringFlag{Name: "hosts", Aliases: []string{"H"},
-		Usage:   "hosts `FILE` (destinations are dialled as written: no EC2 look-up)",
-		EnvVars: []string{"ORCHESTRATE_HOSTS"}}}, sshFlags()...)
+	flags := append([]cli.Flag{hostsFlag()}, targetFlags()...)
+	flags = append(flags, sshFlags()...)
+	flags = append(flags, awsFlags()...)
 	return &cli.Command{
 		Name:      "thaw",
 		Usage:     "thaw what an earlier run left frozen, and nothing else",
@@ -25,10 +27,12 @@ func thawCommand() *cli.Command {
 			"earlier orchestrate run recorded as frozen under /run/orchestrate and did\n" +
 			"not thaw because it died, and nothing else: a filesystem frozen by anyone\n" +
 			"else is never touched, and a run still in progress is only reported (its\n" +
-			"agent thaws by its own deadline). It needs no AWS credentials, and the\n" +
-			"hosts file needs only destinations.\n\n" +
+			"agent thaws by its own deadline). It needs AWS credentials only for\n" +
+			"--filter and instance-ID destinations, and the hosts file needs only\n" +
+			"destinations.\n\n" +
 			"EXAMPLES:\n" +
 			"   orchestrate thaw --hosts hosts.txt\n" +
+			"   orchestrate thaw --filter tag:backup=daily --region eu-west-1\n" +
 			"   orchestrate thaw --hosts hosts.txt --output json\n\n" +
 			"EXIT CODES:\n" +
 			"   0    every host was reached and nothing recorded is left frozen\n" +
@@ -53,7 +57,7 @@ func thawAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	file, err := loadHosts(c.String("hosts"), hosts.Requirements{})
+	hostList, ec2, err := thawTargets(c, logger)
 	if err != nil {
 		return err
 	}
@@ -65,15 +69,21 @@ func thawAction(c *cli.Context) error {
 		return err
 	}
 
-	rep := run.Thaw(c.Context, run.ThawConfig{
-		Hosts:     file.Hosts,
+	tc := run.ThawConfig{
+		Hosts:     hostList,
 		SSH:       sshConfig(c, logger),
 		SSHConfig: sshcfg,
 		Explicit:  explicitFlags(c),
 		Sudo:      sudo,
 		Parallel:  c.Int("parallel"),
 		Logger:    logger,
-	})
+		Address:   c.String("address"),
+		Region:    c.String("region"),
+	}
+	if ec2 != nil {
+		tc.EC2 = ec2
+	}
+	rep := run.Thaw(c.Context, tc)
 	if err := printThawReport(c.App.Writer, c.String("output"), rep); err != nil {
 		return &exitError{code: exitHostFailed, err: err}
 	}
@@ -109,4 +119,54 @@ func printThawReport(w io.Writer, format string, rep *run.ThawReport) error {
 			orDash(strings.Join(live, ", ")), errText)
 	}
 	return tw.Flush()
+}
+
+// thawTargets lists the hosts to thaw, from the hosts file or --filter. EC2
+// is used only when needed: for --filter, or to find the address of a
+// destination that is an instance ID; then credentials are checked first.
+func thawTargets(c *cli.Context, logger *slog.Logger) ([]hosts.Host, *snapshot.Client, error) {
+	switch v := c.String("address"); v {
+	case "private", "public", "dns":
+	default:
+		return nil, nil, usageError("--address %q: want private, public or dns", v)
+	}
+	filtered := len(c.StringSlice("filter")) > 0
+	var hostList []hosts.Host
+	if filtered {
+		if c.String("hosts") != "" {
+			return nil, nil, usageError("--hosts and --filter: choose one way to list the hosts")
+		}
+		if _, err := parseFilters(c.StringSlice("filter")); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		file, err := loadHosts(c.String("hosts"), hosts.Requirements{})
+		if err != nil {
+			return nil, nil, err
+		}
+		hostList = file.Hosts
+	}
+	needEC2 := filtered
+	for _, h := range hostList {
+		needEC2 = needEC2 || run.IsInstanceID(h.Addr)
+	}
+	if !needEC2 {
+		return hostList, nil, nil
+	}
+
+	ec2, err := snapshot.New(c.Context, snapshot.Config{Profile: c.String("profile"),
+		Region: c.String("region"), EndpointURL: c.String("endpoint-url"),
+		Logger: logger, AppVersion: buildVersion()})
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	if err := ec2.Credentials(c.Context); err != nil {
+		return nil, nil, usageError("%v (thaw needs EC2 for --filter and instance-ID destinations)", err)
+	}
+	if filtered {
+		if hostList, err = filterHosts(c, ec2); err != nil {
+			return nil, nil, err
+		}
+	}
+	return hostList, ec2, nil
 }

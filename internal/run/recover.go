@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -33,6 +34,12 @@ type ThawConfig struct {
 	Sudo      freeze.SudoMode
 	Parallel  int
 	Logger    *slog.Logger
+	// EC2, when not nil, resolves destinations that are instance IDs to
+	// the address Address picks, as run does; without it they are dialled
+	// as written.
+	EC2     EC2
+	Address string
+	Region  string // for hosts without region=
 }
 
 // ThawReport is the result of `orchestrate thaw`.
@@ -84,14 +91,22 @@ func Thaw(ctx context.Context, cfg ThawConfig) *ThawReport {
 		cfg.Dial = sshDialer(cfg.SSH, cfg.SSHConfig, cfg.Explicit)
 	}
 	rep := &ThawReport{Schema: ThawSchema, StartedAt: time.Now()}
+	addrs, errs := resolveThawTargets(ctx, &cfg)
 	sem := make(chan struct{}, cfg.Parallel)
 	var wg sync.WaitGroup
-	for _, h := range cfg.Hosts {
+	for i, h := range cfg.Hosts {
 		t := sshexec.Target{Name: h.Destination, Addr: h.Addr, Port: h.Port, User: h.User}
+		if addrs[i] != "" {
+			t.Addr = addrs[i]
+		}
 		hr := &ThawHostReport{Destination: h.Destination, Address: address(t, cfg.SSH.Port),
 			Thawed: []freeze.Record{}, NotFrozen: []freeze.Record{},
 			StillFrozen: []freeze.Record{}, Live: []freeze.Live{}}
 		rep.Hosts = append(rep.Hosts, hr)
+		if errs[i] != nil {
+			hr.Status, hr.Error = ThawFailed, errs[i].Error()
+			continue
+		}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -130,4 +145,51 @@ func thawHost(ctx context.Context, cfg *ThawConfig, t sshexec.Target, hr *ThawHo
 		hr.Status = ThawNothing
 	}
 	log.Info("thaw", "status", hr.Status, "thawed", len(hr.Thawed), "live", len(hr.Live))
+}
+
+// resolveThawTargets finds, with one DescribeInstances per region, the
+// address of every host whose destination is an instance ID. Hosts named
+// otherwise keep their destination: thaw dials what it is told.
+func resolveThawTargets(ctx context.Context, cfg *ThawConfig) (addrs []string, errs []error) {
+	addrs, errs = make([]string, len(cfg.Hosts)), make([]error, len(cfg.Hosts))
+	byRegion := map[string][]int{}
+	for i, h := range cfg.Hosts {
+		if !instanceIDPattern.MatchString(h.Addr) {
+			continue
+		}
+		if cfg.EC2 == nil {
+			errs[i] = fmt.Errorf("%s is an instance ID: its address needs EC2 (pass --region and credentials)", h.Addr)
+			continue
+		}
+		region := h.Region
+		if region == "" {
+			region = cfg.Region
+		}
+		if region == "" {
+			region = cfg.EC2.DefaultRegion()
+		}
+		byRegion[region] = append(byRegion[region], i)
+	}
+	for region, idx := range byRegion {
+		ids := make([]string, len(idx))
+		for k, i := range idx {
+			ids[k] = cfg.Hosts[i].Addr
+		}
+		found, err := cfg.EC2.Describe(ctx, region, ids)
+		for _, i := range idx {
+			inst, ok := found[cfg.Hosts[i].Addr]
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("describe %s in %s: %w", cfg.Hosts[i].Addr, region, err)
+			case !ok:
+				errs[i] = fmt.Errorf("instance %s not found in %s", cfg.Hosts[i].Addr, region)
+			default:
+				hr := &hostRun{cfg: &Config{Address: cfg.Address, SSH: cfg.SSH}, rep: &HostReport{}}
+				if errs[i] = hr.dialAddress(inst); errs[i] == nil {
+					addrs[i] = hr.target.Addr
+				}
+			}
+		}
+	}
+	return addrs, errs
 }

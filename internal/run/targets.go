@@ -19,6 +19,10 @@ import (
 
 var instanceIDPattern = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
 
+// IsInstanceID reports whether s is an EC2 instance ID (i- and 8 or 17
+// lowercase hex digits), as a destination naming its instance.
+func IsInstanceID(s string) bool { return instanceIDPattern.MatchString(s) }
+
 // resolveTargets fills in the instance ID of the region's hosts that do
 // not name one, and marks the hosts whose destination is an instance ID.
 func resolveTargets(ctx context.Context, cfg *Config, region string, group []*hostRun) {

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/orchestrate-dev/orchestrate/internal/run"
@@ -101,5 +103,39 @@ func TestSSHConfigAliasIsFoundByItsHostName(t *testing.T) {
 	hr := parseReport(t, res.stdout).Hosts[0]
 	if hr.InstanceID != h.instance || !slices.Equal(hr.Volumes, slices.Sorted(slices.Values(h.vols))) {
 		t.Errorf("alias resolved to %s snapshotting %v, want %s and %v", hr.InstanceID, hr.Volumes, h.instance, h.vols)
+	}
+}
+
+func TestThawFindsInstanceIDsAndFilterThroughEC2(t *testing.T) {
+	begin(t)
+	_, url := emulator(t)
+	var lines []string
+	for _, h := range world.hosts {
+		lines = append(lines, h.instance)
+	}
+	hostsFile := writeHostsFile(t, lines...)
+
+	for _, args := range [][]string{
+		{"--hosts", hostsFile},
+		{"--filter", "tag:backup=e2e"},
+	} {
+		res := orchestrateVerb(t, "thaw", url, append(args, "--output", "json")...)
+		if res.code != 0 {
+			t.Errorf("thaw %v: exit %d, want 0", args, res.code)
+			continue
+		}
+		var rep run.ThawReport
+		if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+			t.Fatalf("thaw report: %v\n%s", err, res.stdout)
+		}
+		if len(rep.Hosts) != len(world.hosts) {
+			t.Errorf("thaw %v reached %d hosts, want %d", args, len(rep.Hosts), len(world.hosts))
+		}
+		for _, h := range rep.Hosts {
+			if h.Status != run.ThawNothing || !strings.HasPrefix(h.Address, "127.0.0.") {
+				t.Errorf("thaw %v: %s at %q = %s (%s), want nothing to do at its private IP",
+					args, h.Destination, h.Address, h.Status, h.Error)
+			}
+		}
 	}
 }
