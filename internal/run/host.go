@@ -42,11 +42,11 @@ func newHostRun(cfg *Config, h hosts.Host) *hostRun {
 		host:   h,
 		target: t,
 		region: h.Region,
-		log:    cfg.Logger.With("host", h.Destination, "instance", h.InstanceID),
+		log:    hostLogger(cfg.Logger, h),
 		rep: &HostReport{
 			Destination: h.Destination,
 			Line:        h.Line,
-			Address:     address(t, cfg.SSH.Port),
+			Address:     dialedAddress(cfg, t),
 			InstanceID:  h.InstanceID,
 			Region:      h.Region,
 			Mounts:      orEmpty(h.Mounts),
@@ -308,4 +308,24 @@ func orEmpty(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// dialedAddress is where t is dialled: after ssh_config's HostName and Port.
+func dialedAddress(cfg *Config, t sshexec.Target) string {
+	if cfg.SSHConfig != nil {
+		if t2, c2, err := cfg.SSHConfig.Apply(t, cfg.SSH, cfg.Explicit); err == nil {
+			return address(t2, c2.Port)
+		}
+	}
+	return address(t, cfg.SSH.Port)
+}
+
+// hostLogger tags a host's log lines with its destination and, once known,
+// its instance ID.
+func hostLogger(l *slog.Logger, h hosts.Host) *slog.Logger {
+	l = l.With("host", h.Destination)
+	if h.InstanceID != "" {
+		l = l.With("instance", h.InstanceID)
+	}
+	return l
 }

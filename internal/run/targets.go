@@ -107,6 +107,7 @@ func resolveTargets(ctx context.Context, cfg *Config, region string, group []*ho
 			default:
 				hr.host.InstanceID = ids[0]
 				hr.rep.InstanceID = ids[0]
+				hr.log = hr.log.With("instance", ids[0])
 			}
 		}
 	}

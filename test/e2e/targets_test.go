@@ -101,6 +101,9 @@ func TestSSHConfigAliasIsFoundByItsHostName(t *testing.T) {
 		t.Fatalf("exit code = %d, want 0", res.code)
 	}
 	hr := parseReport(t, res.stdout).Hosts[0]
+	if !strings.HasPrefix(hr.Address, h.addr+":") {
+		t.Errorf("report address = %q, want the HostName %s that was dialled", hr.Address, h.addr)
+	}
 	if hr.InstanceID != h.instance || !slices.Equal(hr.Volumes, slices.Sorted(slices.Values(h.vols))) {
 		t.Errorf("alias resolved to %s snapshotting %v, want %s and %v", hr.InstanceID, hr.Volumes, h.instance, h.vols)
 	}
