@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchestrate-dev/orchestrate/internal/freeze"
 )
 
 //go:embed identify.sh
@@ -19,16 +21,9 @@ const scriptName = "orchestrate-identify"
 // Every value is quoted, so the remote login shell must be POSIX
 // compatible (sh, bash, dash, zsh, ksh), as for the freeze agent.
 func command(o Options) string {
-	argv := []string{"/bin/sh", "-c", compact(script), scriptName,
-		o.Endpoint, strings.Join(o.Sources, " "),
-		strconv.Itoa(stepSeconds(o.Timeout)), o.testOnlyDMIPath}
-	var b strings.Builder
-	b.WriteString("exec")
-	for _, a := range argv {
-		b.WriteByte(' ')
-		b.WriteString(quote(a))
-	}
-	return b.String()
+	return freeze.ScriptCommand(script, scriptName, []string{o.Endpoint,
+		strings.Join(o.Sources, " "), strconv.Itoa(stepSeconds(o.Timeout)),
+		o.testOnlyDMIPath}, freeze.SudoNever, "")
 }
 
 // stepSeconds is the time each HTTP request may take: 2 s, or the whole
@@ -38,28 +33,6 @@ func stepSeconds(whole time.Duration) int {
 	d := min(stepTimeout, whole)
 	s := int((d + time.Second - 1) / time.Second)
 	return max(s, 1)
-}
-
-// quote returns s quoted for a POSIX shell so that the shell reads it back
-// as exactly one word equal to s (the same rule as freeze.Quote).
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// compact drops the comment lines and indentation of a script so the
-// command line stays small; the script has no here-documents, so this
-// changes no meaning.
-func compact(script string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(script, "\n") {
-		t := strings.TrimLeft(line, "\t ")
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		b.WriteString(t)
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // answer is what the probe printed: an identity, or the reason codes of
